@@ -1,0 +1,562 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Handler receives a connection's events. Every callback runs on the
+// connection's event-loop goroutine and must not block: hand slow work to
+// another goroutine (a scheduler inbox, a channel) and return.
+type Handler interface {
+	// OnOpen runs once, when the connection has entered the reactor.
+	OnOpen(c *Conn)
+	// OnMessage delivers one message. msg is only valid during the call:
+	// copy what you keep. text is true for a WebSocket text message.
+	OnMessage(c *Conn, msg []byte, text bool)
+	// OnDrain runs when the send queue fell to HighWater/2 or below after a
+	// send had taken it over HighWater.
+	OnDrain(c *Conn)
+	// OnClose runs once, last. err is nil, a *CloseError (the close code the
+	// peer sent or the runtime chose), or the I/O error that ended it.
+	OnClose(c *Conn, err error)
+}
+
+// CloseError reports a WebSocket close handshake or a close the runtime
+// decided on (for raw connections the code is informative only).
+type CloseError struct {
+	Code   uint16
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("websocket: close %d", e.Code)
+	}
+	return fmt.Sprintf("websocket: close %d: %s", e.Code, e.Reason)
+}
+
+// Conn is one connection in the reactor. It holds no goroutine: reads are
+// driven by its event loop, writes are queued from any goroutine and flushed
+// by the loop.
+type Conn struct {
+	r         *Reactor
+	h         Handler
+	framing   Framing
+	client    bool // WebSocket client role: our frames are masked
+	highWater int
+	maxQueue  int
+	protocol  string
+	remote    net.Addr
+	local     net.Addr
+	loopIdx   atomic.Int32
+
+	// Loop-only state.
+	gc        gnet.Conn
+	isOpen    bool
+	inputDone bool   // after a close frame or a protocol error, input is dropped
+	carry     []byte // bytes buffered by net/http before the hand-off, not yet parsed
+	wsr       wsReader
+	lastRead  int64
+	closeAt   int64 // when a closing connection is cut even if not flushed
+
+	closingFlag atomic.Bool // a close was requested; stop delivering input
+	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
+
+	mu           sync.Mutex // guards the send side below and userData
+	lp           *loop
+	pending      [][]byte // frames in order, not yet handed to gnet
+	pendingBytes int
+	own          []byte // backing store for frames copied by Send
+	ownStart     int    // start of the open region of own (valid while ownOpen)
+	ownOpen      bool   // pending's last entry is own[ownStart:]
+	spare        [][]byte
+	ownSpare     []byte
+	outbound     int  // bytes in gnet's outbound buffer at the last look
+	dirty        bool // flush pending (in a loop's dirty list, or in traffic)
+	inTraffic    bool // the loop is inside a callback of this Conn: it flushes after
+	closing      bool
+	dead         bool
+	closeErr     error
+	userData     any
+}
+
+func (r *Reactor) newConn(h Handler, opts *ConnOptions, framing Framing, client bool) *Conn {
+	c := &Conn{r: r, h: h, framing: framing, client: client, highWater: r.cfg.HighWater, maxQueue: r.cfg.MaxQueue}
+	c.wsr.server = !client
+	c.wsr.maxMessage = r.cfg.MaxMessage
+	c.loopIdx.Store(-1)
+	if opts != nil {
+		if opts.HighWater > 0 {
+			c.highWater = opts.HighWater
+			if c.maxQueue < c.highWater {
+				c.maxQueue = c.highWater
+			}
+		}
+		if opts.MaxMessage > 0 {
+			c.wsr.maxMessage = opts.MaxMessage
+		}
+		c.userData = opts.UserData
+	}
+	return c
+}
+
+// Framing returns how the connection's stream is framed. Any goroutine.
+func (c *Conn) Framing() Framing { return c.framing }
+
+// Protocol returns the negotiated WebSocket subprotocol, if any. Any goroutine.
+func (c *Conn) Protocol() string { return c.protocol }
+
+// RemoteAddr returns the peer's address. Any goroutine.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// LocalAddr returns the local address. Any goroutine.
+func (c *Conn) LocalAddr() net.Addr { return c.local }
+
+// Loop returns the index of the connection's event loop, for
+// Reactor.ExecuteOn. Any goroutine.
+func (c *Conn) Loop() int { return int(c.loopIdx.Load()) }
+
+// UserData returns the value set with SetUserData or ConnOptions.UserData. Any goroutine.
+func (c *Conn) UserData() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.userData
+}
+
+// SetUserData attaches v to the connection. Any goroutine.
+func (c *Conn) SetUserData(v any) {
+	c.mu.Lock()
+	c.userData = v
+	c.mu.Unlock()
+}
+
+// Execute runs fn on the connection's event loop. Any goroutine.
+func (c *Conn) Execute(fn func()) error {
+	c.mu.Lock()
+	lp := c.lp
+	c.mu.Unlock()
+	if lp == nil {
+		return ErrClosed
+	}
+	return lp.execute(fn)
+}
+
+// Send queues msg as one message: a binary WebSocket message, raw bytes, or a
+// length-prefixed SMQ frame, as the framing says. msg is copied. It never
+// blocks. It fails with ErrClosed once the connection is closing and with
+// ErrQueueFull (counted) when the queue would pass MaxQueue. Check Congested
+// after a send to apply backpressure. Any goroutine.
+func (c *Conn) Send(msg []byte) error { return c.send(ws.OpBinary, msg) }
+
+// SendText queues msg as a WebSocket text message (as Send for other framings).
+// The caller guarantees msg is valid UTF-8. Any goroutine.
+func (c *Conn) SendText(msg []byte) error { return c.send(ws.OpText, msg) }
+
+// SendEncoded queues frame, already framed for this connection (see
+// AppendServerFrame and AppendLen16), without copying it: a broadcast encodes
+// a message once and shares the bytes with every recipient. The caller must
+// never modify frame afterwards. Any goroutine.
+func (c *Conn) SendEncoded(frame []byte) error {
+	c.mu.Lock()
+	if err := c.admit(len(frame)); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.pending = append(c.pending, frame)
+	c.ownOpen = false
+	c.queued(len(frame))
+	return nil
+}
+
+// Ping sends a WebSocket ping. Any goroutine.
+func (c *Conn) Ping(payload []byte) error {
+	if c.framing != FramingWebSocket {
+		return ErrNotWebSocket
+	}
+	if len(payload) > maxControlPayload {
+		return errors.New("runtime: ping payload over 125 bytes")
+	}
+	return c.send(ws.OpPing, payload)
+}
+
+func (c *Conn) send(op ws.OpCode, msg []byte) error {
+	n := len(msg)
+	switch c.framing {
+	case FramingWebSocket:
+		n += 14
+	case FramingLen16:
+		if len(msg) > MaxLen16Payload {
+			return fmt.Errorf("runtime: message of %d bytes exceeds the length-prefix limit %d", len(msg), MaxLen16Payload)
+		}
+		n += 2
+	}
+	c.mu.Lock()
+	if err := c.admit(n); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if !c.ownOpen {
+		c.ownStart = len(c.own)
+		c.ownOpen = true
+		c.pending = append(c.pending, nil)
+	}
+	before := len(c.own)
+	switch c.framing {
+	case FramingWebSocket:
+		c.own = appendFrame(c.own, op, msg, c.client)
+	case FramingLen16:
+		c.own = AppendLen16(c.own, msg)
+	default:
+		c.own = append(c.own, msg...)
+	}
+	c.pending[len(c.pending)-1] = c.own[c.ownStart:]
+	c.queued(len(c.own) - before)
+	return nil
+}
+
+// admit checks whether n more bytes may be queued. Called with mu held.
+func (c *Conn) admit(n int) error {
+	if c.dead || c.closing {
+		return ErrClosed
+	}
+	if c.pendingBytes+c.outbound+n > c.maxQueue {
+		c.r.stats.queueDrops.Add(1)
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// queued accounts for n queued bytes, schedules a flush and unlocks mu.
+func (c *Conn) queued(n int) {
+	c.pendingBytes += n
+	if c.pendingBytes+c.outbound > c.highWater {
+		c.wantDrain.Store(true)
+	}
+	wake := false
+	if !c.dirty {
+		c.dirty = true
+		wake = !c.inTraffic && c.lp != nil
+	}
+	lp := c.lp
+	c.mu.Unlock()
+	c.r.stats.msgsOut.Add(1)
+	if wake {
+		lp.markDirty(c)
+	}
+}
+
+// Queued returns the bytes queued and not yet accepted by the kernel. Any goroutine.
+func (c *Conn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingBytes + c.outbound
+}
+
+// Congested reports whether the queue is over its high-water mark. A writer
+// that sees true should wait for OnDrain, drop, or close. Any goroutine.
+func (c *Conn) Congested() bool {
+	c.mu.Lock()
+	over := c.pendingBytes+c.outbound > c.highWater
+	if over {
+		c.wantDrain.Store(true)
+	}
+	c.mu.Unlock()
+	return over
+}
+
+// HighWater returns the connection's high-water mark in bytes. Any goroutine.
+func (c *Conn) HighWater() int { return c.highWater }
+
+// Close starts closing the connection: a WebSocket gets a close frame with
+// code and reason (code 0 sends none), then the queue is flushed (bounded by
+// Config.CloseTimeout) and the socket closed. Idempotent. Any goroutine.
+func (c *Conn) Close(code uint16, reason string) error {
+	return c.closeWith(code, reason, &CloseError{Code: code, Reason: reason})
+}
+
+func (c *Conn) closeWith(code uint16, reason string, report error) error {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.framing == FramingWebSocket && code != 0 {
+		if !c.ownOpen {
+			c.ownStart = len(c.own)
+			c.ownOpen = true
+			c.pending = append(c.pending, nil)
+		}
+		before := len(c.own)
+		c.own = appendFrame(c.own, ws.OpClose, closePayload(code, reason), c.client)
+		c.pending[len(c.pending)-1] = c.own[c.ownStart:]
+		c.pendingBytes += len(c.own) - before
+	}
+	c.closing = true
+	c.closingFlag.Store(true)
+	if c.closeErr == nil {
+		c.closeErr = report
+	}
+	wake := false
+	if !c.dirty {
+		c.dirty = true
+		wake = !c.inTraffic && c.lp != nil
+	}
+	lp := c.lp
+	c.mu.Unlock()
+	if wake {
+		lp.markDirty(c)
+	}
+	return nil
+}
+
+// opened runs on the loop when gnet has registered the connection.
+func (c *Conn) opened(gc gnet.Conn, lp *loop) {
+	c.mu.Lock()
+	c.gc, c.lp, c.inTraffic = gc, lp, true
+	c.mu.Unlock()
+	c.loopIdx.Store(int32(lp.idx))
+	c.isOpen = true
+	c.lastRead = c.r.now.Load()
+	lp.conns[c] = struct{}{}
+	c.r.stats.accepted.Add(1)
+	c.r.stats.open.Add(1)
+	c.r.stats.openByFrame[c.framing].Add(1)
+	c.h.OnOpen(c)
+	if c.r.shutting.Load() {
+		// Enrolled while Shutdown was closing the others.
+		_ = c.Close(CloseGoingAway, "going away")
+	}
+	if len(c.carry) > 0 {
+		c.r.stats.bytesIn.Add(uint64(len(c.carry)))
+		n := c.consume(c.carry)
+		c.carry = append([]byte(nil), c.carry[n:]...)
+		if len(c.carry) == 0 {
+			c.carry = nil
+		}
+	}
+	c.endCallback()
+}
+
+// traffic runs on the loop when bytes arrived.
+func (c *Conn) traffic() gnet.Action {
+	gc := c.gc
+	buf, _ := gc.Peek(-1)
+	if len(buf) == 0 {
+		return gnet.None
+	}
+	c.lastRead = c.r.now.Load()
+	c.r.stats.bytesIn.Add(uint64(len(buf)))
+	c.mu.Lock()
+	c.inTraffic = true
+	c.mu.Unlock()
+	if c.carry != nil {
+		// Rare: a partial frame was buffered by net/http before the hand-off.
+		c.carry = append(c.carry, buf...)
+		_, _ = gc.Discard(len(buf))
+		n := c.consume(c.carry)
+		c.carry = append(c.carry[:0], c.carry[n:]...)
+		if len(c.carry) == 0 {
+			c.carry = nil
+		}
+	} else if n := c.consume(buf); n > 0 {
+		_, _ = gc.Discard(n)
+	}
+	c.endCallback()
+	return gnet.None
+}
+
+// endCallback leaves callback context and flushes what the callback queued. Loop only.
+func (c *Conn) endCallback() {
+	c.mu.Lock()
+	c.inTraffic = false
+	dirty := c.dirty
+	c.mu.Unlock()
+	if dirty {
+		c.flush()
+	}
+}
+
+// consume parses buf and delivers what is complete; it returns the bytes
+// used. After a protocol error or a close it swallows everything. Loop only.
+func (c *Conn) consume(buf []byte) int {
+	if c.inputDone || c.closingFlag.Load() {
+		return len(buf)
+	}
+	var n int
+	var cerr *CloseError
+	switch c.framing {
+	case FramingRaw:
+		c.r.stats.msgsIn.Add(1)
+		c.h.OnMessage(c, buf, false)
+		return len(buf)
+	case FramingLen16:
+		n, cerr = splitLen16(buf, c)
+	default:
+		n, cerr = c.wsr.parse(buf, c)
+	}
+	if cerr != nil && cerr != errStop {
+		c.inputDone = true
+		c.r.stats.protoErrors.Add(1)
+		c.r.log.Debug("runtime: closing connection on bad input", "remote", c.remote, "code", cerr.Code, "reason", cerr.Reason)
+		_ = c.Close(cerr.Code, cerr.Reason)
+		return len(buf)
+	}
+	return n
+}
+
+// onLen16 receives one SMQ raw message from splitLen16. Loop only.
+func (c *Conn) onLen16(msg []byte) bool {
+	c.r.stats.msgsIn.Add(1)
+	c.h.OnMessage(c, msg, false)
+	return !c.closingFlag.Load()
+}
+
+// onFrame receives one WebSocket message or control frame from the parser. Loop only.
+func (c *Conn) onFrame(ev wsEvent) bool {
+	switch ev.op {
+	case ws.OpText, ws.OpBinary:
+		c.r.stats.msgsIn.Add(1)
+		c.h.OnMessage(c, ev.payload, ev.op == ws.OpText)
+	case ws.OpPing:
+		_ = c.send(ws.OpPong, ev.payload)
+	case ws.OpPong:
+		// lastRead was refreshed by the read itself.
+	case ws.OpClose:
+		c.inputDone = true
+		peer := &CloseError{Code: CloseNoStatus}
+		code := CloseNormal
+		if len(ev.payload) >= 2 {
+			peer.Code = binary.BigEndian.Uint16(ev.payload)
+			peer.Reason = string(ev.payload[2:])
+			code = peer.Code
+		}
+		// Echo the peer's code (RFC 6455 §5.5.1); the peer's close is what we report.
+		_ = c.closeWith(code, "", peer)
+		return false
+	}
+	return !c.closingFlag.Load()
+}
+
+// flush hands the queued frames to gnet, which writes them or keeps the
+// rest in its outbound buffer. Loop only.
+func (c *Conn) flush() {
+	c.mu.Lock()
+	c.dirty = false
+	bufs := c.pending
+	own := c.own
+	n := c.pendingBytes
+	c.pending, c.own = c.spare[:0], c.ownSpare[:0]
+	c.spare, c.ownSpare = nil, nil
+	c.pendingBytes = 0
+	c.ownOpen = false
+	closing := c.closing
+	c.mu.Unlock()
+
+	if c.isOpen && len(bufs) > 0 {
+		for rest := bufs; len(rest) > 0 && c.isOpen; {
+			chunk := rest[:min(len(rest), 1024)] // IOV_MAX
+			rest = rest[len(chunk):]
+			if len(chunk) == 1 {
+				_, _ = c.gc.Write(chunk[0])
+			} else {
+				_, _ = c.gc.Writev(chunk)
+			}
+		}
+		c.r.stats.bytesOut.Add(uint64(n))
+	}
+	out := 0
+	if c.isOpen {
+		out = c.gc.OutboundBuffered()
+	}
+	clear(bufs)
+	c.mu.Lock()
+	c.outbound = out
+	if c.spare == nil && cap(bufs) <= 1024 {
+		c.spare = bufs[:0]
+	}
+	if c.ownSpare == nil && cap(own) <= 64<<10 {
+		c.ownSpare = own[:0]
+	}
+	c.mu.Unlock()
+	if !c.isOpen {
+		return
+	}
+	if closing && c.closeAt == 0 {
+		c.closeAt = c.r.now.Load() + int64(c.r.cfg.CloseTimeout)
+	}
+	if out > 0 || closing {
+		c.lp.watch(c)
+	}
+	c.checkDrain(c.r.now.Load())
+}
+
+// checkDrain refreshes the outbound figure, reports a drain and completes a
+// close once flushed (or timed out). Loop only.
+func (c *Conn) checkDrain(now int64) {
+	if !c.isOpen {
+		c.lp.unwatch(c)
+		return
+	}
+	out := c.gc.OutboundBuffered()
+	c.mu.Lock()
+	c.outbound = out
+	q := c.pendingBytes + out
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		if q == 0 || now >= c.closeAt {
+			_ = c.lp.el.Close(c.gc) // runs closed() synchronously
+		}
+		return
+	}
+	if out == 0 {
+		c.lp.unwatch(c)
+	}
+	if q <= c.highWater/2 && c.wantDrain.CompareAndSwap(true, false) {
+		c.h.OnDrain(c)
+	}
+}
+
+// closed runs on the loop when gnet has closed the socket.
+func (c *Conn) closed(err error) {
+	if !c.isOpen {
+		return
+	}
+	c.isOpen = false
+	c.inputDone = true
+	c.lp.unwatch(c)
+	delete(c.lp.conns, c)
+	c.r.stats.open.Add(-1)
+	c.r.stats.openByFrame[c.framing].Add(-1)
+	c.r.stats.closed.Add(1)
+	c.mu.Lock()
+	c.dead = true
+	c.closingFlag.Store(true)
+	c.pending, c.own, c.spare, c.ownSpare = nil, nil, nil, nil
+	c.pendingBytes, c.outbound = 0, 0
+	report := c.closeErr
+	c.mu.Unlock()
+	c.carry, c.wsr.frag = nil, nil
+	if report == nil {
+		switch {
+		case c.framing == FramingWebSocket:
+			reason := "connection closed without a close frame"
+			if err != nil && !errors.Is(err, io.EOF) {
+				reason = err.Error()
+			}
+			report = &CloseError{Code: CloseAbnormal, Reason: reason}
+		case err != nil:
+			report = err
+		}
+	}
+	c.h.OnClose(c, report)
+}

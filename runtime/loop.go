@@ -1,0 +1,113 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// loop is the runtime's state for one gnet event loop. Writers on any
+// goroutine put their connection on dirty; one task per burst (not one per
+// message or per connection) then flushes every dirty connection on the loop,
+// so a broadcast to N connections of a loop costs one cross-thread wake-up.
+type loop struct {
+	r         *Reactor
+	el        gnet.EventLoop
+	idx       int
+	flushTask gnet.Runnable
+
+	mu        sync.Mutex // guards dirty and scheduled
+	dirty     []*Conn
+	scheduled bool
+
+	// Loop-only state.
+	spare     []*Conn
+	conns     map[*Conn]struct{} // every open Conn of this loop
+	congested map[*Conn]struct{} // Conns with bytes left in gnet's outbound buffer, or closing
+	watching  atomic.Int32       // len(congested), read by the ticker
+}
+
+// execute runs fn on the loop. Safe for concurrent use.
+func (lp *loop) execute(fn func()) error {
+	return lp.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		fn()
+		return nil
+	}))
+}
+
+// markDirty queues c for the next flush pass. Safe for concurrent use.
+func (lp *loop) markDirty(c *Conn) {
+	lp.mu.Lock()
+	lp.dirty = append(lp.dirty, c)
+	wake := !lp.scheduled
+	lp.scheduled = true
+	lp.mu.Unlock()
+	if wake {
+		if err := lp.el.Execute(context.Background(), lp.flushTask); err != nil {
+			// The engine is stopping: nothing will be written any more.
+			lp.mu.Lock()
+			lp.scheduled = false
+			lp.mu.Unlock()
+		}
+	}
+}
+
+// flush writes every dirty connection's queue. Loop only.
+func (lp *loop) flush() {
+	lp.mu.Lock()
+	batch := lp.dirty
+	lp.dirty = lp.spare[:0]
+	lp.scheduled = false
+	lp.mu.Unlock()
+	for _, c := range batch {
+		c.flush()
+	}
+	clear(batch)
+	lp.spare = batch[:0]
+}
+
+// watch adds c to the set whose drain the ticker polls (gnet has no
+// "outbound drained" callback). Loop only.
+func (lp *loop) watch(c *Conn) {
+	if lp.congested == nil {
+		lp.congested = make(map[*Conn]struct{})
+	}
+	if _, ok := lp.congested[c]; !ok {
+		lp.congested[c] = struct{}{}
+		lp.watching.Add(1)
+	}
+}
+
+func (lp *loop) unwatch(c *Conn) {
+	if _, ok := lp.congested[c]; ok {
+		delete(lp.congested, c)
+		lp.watching.Add(-1)
+	}
+}
+
+// checkCongested updates the outbound figures of watched connections, reports
+// drains and finishes closes whose queue is flushed or whose time is up. Loop only.
+func (lp *loop) checkCongested() {
+	now := lp.r.now.Load()
+	for c := range lp.congested {
+		c.checkDrain(now)
+	}
+}
+
+// sweep pings silent connections and closes idle ones. Loop only.
+func (lp *loop) sweep() {
+	now := lp.r.now.Load()
+	ping, idle := lp.r.cfg.PingInterval, lp.r.cfg.IdleTimeout
+	for c := range lp.conns {
+		silent := time.Duration(now - c.lastRead)
+		switch {
+		case idle > 0 && silent >= idle:
+			_ = c.Close(CloseGoingAway, "idle timeout")
+		case ping > 0 && silent >= ping && c.framing == FramingWebSocket:
+			_ = c.Ping(nil)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// ConnOptions tunes one connection. Nil means the reactor's defaults.
+type ConnOptions struct {
+	// Framing for Morph and Dial: FramingRaw (default) or FramingLen16.
+	// Upgrade and DialWebSocket always use FramingWebSocket.
+	Framing Framing
+	// MaxMessage overrides Config.MaxMessage for this connection.
+	MaxMessage int
+	// HighWater overrides Config.HighWater for this connection.
+	HighWater int
+	// UserData is attached to the Conn before any callback runs.
+	UserData any
+	// Response (Morph only) is written before the connection enters the
+	// reactor, e.g. an HTTP 200 header block. Nil writes nothing at all.
+	Response []byte
+	// Header (Upgrade: extra 101 response headers; DialWebSocket: extra
+	// request headers).
+	Header http.Header
+	// Protocol (Upgrade only) selects a subprotocol the client offered.
+	Protocol func(string) bool
+	// TLSConfig (DialWebSocket with wss:// only).
+	TLSConfig *tls.Config
+}
+
+// handshakeTimeout bounds the blocking writes of a hand-off (the 101 or the
+// Morph response) on the HTTP goroutine.
+const handshakeTimeout = 10 * time.Second
+
+// Upgrade answers the WebSocket handshake for an HTTP request, hijacks the
+// connection and moves it, with every byte net/http had already read past the
+// request, into the reactor. It returns as soon as the connection is enrolled:
+// the HTTP handler should return and its goroutine ends. On a bad handshake
+// the client gets the HTTP error and Upgrade returns it.
+//
+// Called from an http.Handler's goroutine. h's callbacks then run on the
+// connection's event loop; OnOpen has run when Upgrade returns.
+func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, opts *ConnOptions) (*Conn, error) {
+	if !r.beginHandoff() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil, ErrShuttingDown
+	}
+	u := ws.HTTPUpgrader{Timeout: handshakeTimeout}
+	if opts != nil {
+		u.Header, u.Protocol = opts.Header, opts.Protocol
+	}
+	nc, rw, hs, err := u.Upgrade(req, w)
+	if err != nil {
+		r.handoffs.Add(-1)
+		if nc != nil {
+			_ = nc.Close()
+		}
+		return nil, fmt.Errorf("runtime: websocket handshake: %w", err)
+	}
+	c := r.newConn(h, opts, FramingWebSocket, false)
+	c.protocol = hs.Protocol
+	return c, r.enroll(nc, rw.Reader, c)
+}
+
+// Morph hijacks an HTTP request's connection as a raw stream (FramingRaw or
+// FramingLen16, from opts), writes opts.Response if any, and moves it into
+// the reactor like Upgrade. Called from an http.Handler's goroutine.
+func (r *Reactor) Morph(w http.ResponseWriter, req *http.Request, h Handler, opts *ConnOptions) (*Conn, error) {
+	if !r.beginHandoff() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil, ErrShuttingDown
+	}
+	nc, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		r.handoffs.Add(-1)
+		return nil, fmt.Errorf("runtime: hijack: %w", err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	framing := FramingRaw
+	if opts != nil && opts.Framing == FramingLen16 {
+		framing = FramingLen16
+	}
+	if opts != nil && len(opts.Response) > 0 {
+		_ = nc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		if _, err := nc.Write(opts.Response); err != nil {
+			r.handoffs.Add(-1)
+			_ = nc.Close()
+			return nil, fmt.Errorf("runtime: write morph response: %w", err)
+		}
+		_ = nc.SetWriteDeadline(time.Time{})
+	}
+	c := r.newConn(h, opts, framing, false)
+	return c, r.enroll(nc, rw.Reader, c)
+}
+
+// Dial opens an outbound TCP connection in the reactor (FramingRaw or
+// FramingLen16). It blocks the calling goroutine for the TCP connect only.
+func (r *Reactor) Dial(ctx context.Context, network, addr string, h Handler, opts *ConnOptions) (*Conn, error) {
+	if !r.beginHandoff() {
+		return nil, ErrShuttingDown
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		r.handoffs.Add(-1)
+		return nil, fmt.Errorf("runtime: dial: %w", err)
+	}
+	framing := FramingRaw
+	if opts != nil && opts.Framing == FramingLen16 {
+		framing = FramingLen16
+	}
+	c := r.newConn(h, opts, framing, false)
+	return c, r.enroll(nc, nil, c)
+}
+
+// DialWebSocket opens an outbound WebSocket (client role: frames are masked
+// with fresh random keys) and moves it into the reactor. It blocks the
+// calling goroutine for the connect and the handshake only. wss:// is not
+// supported on the reactor yet.
+func (r *Reactor) DialWebSocket(ctx context.Context, url string, h Handler, opts *ConnOptions) (*Conn, error) {
+	if !r.beginHandoff() {
+		return nil, ErrShuttingDown
+	}
+	d := ws.Dialer{Timeout: handshakeTimeout}
+	if opts != nil && opts.Header != nil {
+		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
+	}
+	nc, br, hs, err := d.Dial(ctx, url)
+	if err != nil {
+		r.handoffs.Add(-1)
+		return nil, fmt.Errorf("runtime: websocket dial: %w", err)
+	}
+	if _, isTLS := nc.(*tls.Conn); isTLS {
+		r.handoffs.Add(-1)
+		_ = nc.Close()
+		return nil, errors.New("runtime: wss client connections are not supported on the reactor")
+	}
+	c := r.newConn(h, opts, FramingWebSocket, true)
+	c.protocol = hs.Protocol
+	err = r.enroll(nc, br, c)
+	if br != nil {
+		ws.PutReader(br)
+	}
+	return c, err
+}
+
+// enroll hands nc to an event loop together with the bytes br had buffered.
+// gnet duplicates the descriptor and closes nc.
+func (r *Reactor) enroll(nc net.Conn, br *bufio.Reader, c *Conn) error {
+	defer r.handoffs.Add(-1)
+	if br != nil && br.Buffered() > 0 {
+		b, _ := br.Peek(br.Buffered())
+		c.carry = append([]byte(nil), b...)
+	}
+	c.remote, c.local = nc.RemoteAddr(), nc.LocalAddr()
+	if _, err := r.client.EnrollContext(nc, c); err != nil {
+		_ = nc.Close()
+		return fmt.Errorf("runtime: enroll: %w", err)
+	}
+	return nil
+}
+
+// beginHandoff counts a connection on its way into the reactor, so Shutdown
+// waits for it; false once Shutdown has begun.
+func (r *Reactor) beginHandoff() bool {
+	r.handoffs.Add(1)
+	if r.shutting.Load() {
+		r.handoffs.Add(-1)
+		return false
+	}
+	return true
+}

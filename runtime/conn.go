@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -58,6 +59,8 @@ type Conn struct {
 	remote    net.Addr
 	local     net.Addr
 	loopIdx   atomic.Int32
+	tls       *tls.Conn   // TLS session decrypting on the loop (see tls.go); nil for plain TCP
+	sw        *switchConn // tls's transport
 
 	// Loop-only state.
 	gc        gnet.Conn
@@ -335,6 +338,12 @@ func (c *Conn) opened(gc gnet.Conn, lp *loop) {
 		// Enrolled while Shutdown was closing the others.
 		_ = c.Close(CloseGoingAway, "going away")
 	}
+	if c.sw != nil {
+		c.sw.gc = gc
+		if !c.readTLS(nil) { // plaintext crypto/tls still holds
+			_ = c.Close(0, "")
+		}
+	}
 	if len(c.carry) > 0 {
 		c.r.stats.bytesIn.Add(uint64(len(c.carry)))
 		n := c.consume(c.carry)
@@ -358,7 +367,15 @@ func (c *Conn) traffic() gnet.Action {
 	c.mu.Lock()
 	c.inTraffic = true
 	c.mu.Unlock()
-	if c.carry != nil {
+	if c.tls != nil {
+		_, _ = gc.Discard(len(buf))
+		ok := c.readTLS(buf)
+		n := c.consume(c.carry)
+		c.carry = append(c.carry[:0], c.carry[n:]...)
+		if !ok {
+			_ = c.Close(0, "")
+		}
+	} else if c.carry != nil {
 		// Rare: a partial frame was buffered by net/http before the hand-off.
 		c.carry = append(c.carry, buf...)
 		_, _ = gc.Discard(len(buf))
@@ -465,7 +482,11 @@ func (c *Conn) flush() {
 		for rest := bufs; len(rest) > 0 && c.isOpen; {
 			chunk := rest[:min(len(rest), 1024)] // IOV_MAX
 			rest = rest[len(chunk):]
-			if len(chunk) == 1 {
+			if c.tls != nil {
+				for _, b := range chunk {
+					_, _ = c.tls.Write(b) // encrypts on the loop; switchConn hands it to gnet
+				}
+			} else if len(chunk) == 1 {
 				_, _ = c.gc.Write(chunk[0])
 			} else {
 				_, _ = c.gc.Writev(chunk)
@@ -546,6 +567,9 @@ func (c *Conn) closed(err error) {
 	report := c.closeErr
 	c.mu.Unlock()
 	c.carry, c.wsr.frag = nil, nil
+	if c.sw != nil {
+		c.sw.gc, c.sw.in = nil, nil
+	}
 	if report == nil {
 		switch {
 		case c.framing == FramingWebSocket:

@@ -25,6 +25,7 @@ type loop struct {
 
 	// Loop-only state.
 	spare     []*Conn
+	tlsBuf    []byte             // plaintext scratch for TLS connections
 	conns     map[*Conn]struct{} // every open Conn of this loop
 	congested map[*Conn]struct{} // Conns with bytes left in gnet's outbound buffer, or closing
 	watching  atomic.Int32       // len(congested), read by the ticker

@@ -67,6 +67,9 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 	}
 	c := r.newConn(h, opts, FramingWebSocket, false)
 	c.protocol = hs.Protocol
+	if tc, ok := nc.(*tls.Conn); ok {
+		return c, r.enrollTLS(tc, rw.Reader, c)
+	}
 	return c, r.enroll(nc, rw.Reader, c)
 }
 
@@ -98,6 +101,9 @@ func (r *Reactor) Morph(w http.ResponseWriter, req *http.Request, h Handler, opt
 		_ = nc.SetWriteDeadline(time.Time{})
 	}
 	c := r.newConn(h, opts, framing, false)
+	if tc, ok := nc.(*tls.Conn); ok {
+		return c, r.enrollTLS(tc, rw.Reader, c)
+	}
 	return c, r.enroll(nc, rw.Reader, c)
 }
 

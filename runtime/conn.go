@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -583,4 +584,35 @@ func (c *Conn) closed(err error) {
 		}
 	}
 	c.h.OnClose(c, report)
+}
+
+// SetNoDelay turns Nagle's algorithm off (true) or on. Any goroutine.
+func (c *Conn) SetNoDelay(noDelay bool) error {
+	gc := c.gnetConn()
+	if gc == nil {
+		return ErrClosed
+	}
+	return gc.SetNoDelay(noDelay)
+}
+
+// SetKeepAlive turns TCP keepalive on with the given idle time and probe
+// interval, or off. Any goroutine.
+func (c *Conn) SetKeepAlive(on bool, idle, interval time.Duration) error {
+	gc := c.gnetConn()
+	if gc == nil {
+		return ErrClosed
+	}
+	if !on {
+		return gc.SetKeepAlive(false, time.Second, time.Second, 1)
+	}
+	return gc.SetKeepAlive(true, idle, interval, 5)
+}
+
+func (c *Conn) gnetConn() gnet.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return nil
+	}
+	return c.gc
 }

@@ -32,7 +32,7 @@ type ConnOptions struct {
 	Header http.Header
 	// Protocol (Upgrade only) selects a subprotocol the client offered.
 	Protocol func(string) bool
-	// TLSConfig (DialWebSocket with wss:// only).
+	// TLSConfig (Dial: use TLS; DialWebSocket: settings for wss://).
 	TLSConfig *tls.Config
 }
 
@@ -108,7 +108,8 @@ func (r *Reactor) Morph(w http.ResponseWriter, req *http.Request, h Handler, opt
 }
 
 // Dial opens an outbound TCP connection in the reactor (FramingRaw or
-// FramingLen16). It blocks the calling goroutine for the TCP connect only.
+// FramingLen16), with TLS when opts.TLSConfig is set. It blocks the calling
+// goroutine for the connect and the TLS handshake only.
 func (r *Reactor) Dial(ctx context.Context, network, addr string, h Handler, opts *ConnOptions) (*Conn, error) {
 	if !r.beginHandoff() {
 		return nil, ErrShuttingDown
@@ -124,34 +125,77 @@ func (r *Reactor) Dial(ctx context.Context, network, addr string, h Handler, opt
 		framing = FramingLen16
 	}
 	c := r.newConn(h, opts, framing, false)
+	if opts != nil && opts.TLSConfig != nil {
+		tc, err := clientTLS(ctx, nc, opts.TLSConfig, addr)
+		if err != nil {
+			r.handoffs.Add(-1)
+			return nil, err
+		}
+		return c, r.enrollTLS(tc, nil, c)
+	}
 	return c, r.enroll(nc, nil, c)
 }
 
-// DialWebSocket opens an outbound WebSocket (client role: frames are masked
-// with fresh random keys) and moves it into the reactor. It blocks the
-// calling goroutine for the connect and the handshake only. wss:// is not
-// supported on the reactor yet.
+// clientTLS runs a TLS client handshake over a switchConn so the session can
+// move to the reactor afterwards.
+func clientTLS(ctx context.Context, nc net.Conn, cfg *tls.Config, addr string) (*tls.Conn, error) {
+	tcp, ok := nc.(*net.TCPConn)
+	if !ok {
+		_ = nc.Close()
+		return nil, errors.New("runtime: TLS needs a TCP connection")
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(&switchConn{TCPConn: tcp}, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("runtime: tls handshake: %w", err)
+	}
+	return tc, nil
+}
+
+// DialWebSocket opens an outbound WebSocket, ws:// or wss:// (client role:
+// frames are masked with fresh random keys), and moves it into the reactor.
+// It blocks the calling goroutine for the connect and the handshakes only.
 func (r *Reactor) DialWebSocket(ctx context.Context, url string, h Handler, opts *ConnOptions) (*Conn, error) {
 	if !r.beginHandoff() {
 		return nil, ErrShuttingDown
 	}
 	d := ws.Dialer{Timeout: handshakeTimeout}
-	if opts != nil && opts.Header != nil {
-		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
+	var tlsCfg *tls.Config
+	if opts != nil {
+		if opts.Header != nil {
+			d.Header = ws.HandshakeHeaderHTTP(opts.Header)
+		}
+		tlsCfg = opts.TLSConfig
+	}
+	d.TLSClient = func(nc net.Conn, hostname string) net.Conn {
+		cfg := &tls.Config{}
+		if tlsCfg != nil {
+			cfg = tlsCfg.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = hostname
+		}
+		if tcp, ok := nc.(*net.TCPConn); ok {
+			return tls.Client(&switchConn{TCPConn: tcp}, cfg)
+		}
+		return tls.Client(nc, cfg)
 	}
 	nc, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		r.handoffs.Add(-1)
 		return nil, fmt.Errorf("runtime: websocket dial: %w", err)
 	}
-	if _, isTLS := nc.(*tls.Conn); isTLS {
-		r.handoffs.Add(-1)
-		_ = nc.Close()
-		return nil, errors.New("runtime: wss client connections are not supported on the reactor")
-	}
 	c := r.newConn(h, opts, FramingWebSocket, true)
 	c.protocol = hs.Protocol
-	err = r.enroll(nc, br, c)
+	if tc, ok := nc.(*tls.Conn); ok {
+		err = r.enrollTLS(tc, br, c)
+	} else {
+		err = r.enroll(nc, br, c)
+	}
 	if br != nil {
 		ws.PutReader(br)
 	}
@@ -183,4 +227,20 @@ func (r *Reactor) beginHandoff() bool {
 		return false
 	}
 	return true
+}
+
+// Adopt moves an established connection (for example one returned by a
+// net.Listener's Accept) into the reactor with FramingRaw or FramingLen16.
+// A *tls.Conn is not accepted here.
+func (r *Reactor) Adopt(nc net.Conn, h Handler, opts *ConnOptions) (*Conn, error) {
+	if !r.beginHandoff() {
+		_ = nc.Close()
+		return nil, ErrShuttingDown
+	}
+	framing := FramingRaw
+	if opts != nil && opts.Framing == FramingLen16 {
+		framing = FramingLen16
+	}
+	c := r.newConn(h, opts, framing, false)
+	return c, r.enroll(nc, nil, c)
 }

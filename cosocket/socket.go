@@ -1,0 +1,281 @@
+package cosocket
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/tarponrt/tarpon/runtime"
+	"github.com/tarponrt/tarpon/scheduler"
+)
+
+// waiter is a task parked on a socket. The park sequence number tells a
+// stale entry (the task was resumed by something else, e.g. "sysshutdown",
+// and may be parked elsewhere now) from a live one.
+type waiter struct {
+	t   *scheduler.Task
+	seq uint64
+}
+
+// park records t as about to park; the caller then returns t.Park(L).
+func park(t *scheduler.Task) waiter { return waiter{t: t, seq: t.ParkSeq() + 1} }
+
+// live reports whether the waiter is still parked where it was recorded.
+func (w waiter) live() bool { return w.t != nil && w.t.Parked() && w.t.ParkSeq() == w.seq }
+
+// rxMsg is one inbound message waiting for sock:read.
+type rxMsg struct {
+	data []byte
+	text bool
+}
+
+// Socket is the Go side of a Lua socket object. Fields marked "VM" belong to
+// the scheduler goroutine; the rx queue is shared with the connection's event
+// loop under mu. The event loop never touches Lua: it queues and posts.
+type Socket struct {
+	lib  *Lib
+	ud   *lua.LUserData // VM
+	conn *runtime.Conn  // nil for an unconnected cosocket (ba.socket.event)
+	ln   *listener      // non-nil for a listen socket (ba.socket.bind)
+
+	// VM-only state.
+	owner     *scheduler.Task // the coroutine the socket belongs to (after event)
+	mode      byte            // 's' cosocket, 'r' asynchronous, 0 none
+	reader    waiter // task parked in read or accept
+	readTimer *scheduler.Timer
+	disabled  waiter   // owner parked in disable
+	writers   []waiter // cosocket writers parked until the queue drains
+	state     string
+	queueLen  int  // limit for non-cosocket writers (sock:queuelen)
+	maxSize   int  // sock:maxsize, recorded for BAS compatibility
+	paused    bool // reception paused by sock:disable() from another coroutine
+	dead      bool // closed and reported to Lua
+	readAfter int  // reads on a dead socket; the second raises (BAS)
+	closeCode uint16
+	wsText    bool // sock:write default frame type
+
+	// Shared with the event loop.
+	mu      sync.Mutex
+	rx      []rxMsg
+	rxHead  int
+	rxBytes int
+	rxErr   error // set once by OnClose
+	rxDone  bool
+	posted  bool // deliver is queued on the scheduler
+	deliver func(*lua.LState)
+	drained func(*lua.LState)
+}
+
+func (lib *Lib) newSocket(L *lua.LState) *Socket {
+	s := &Socket{lib: lib, state: "notcon", queueLen: lib.cfg.QueueLen, maxSize: 8192}
+	s.deliver = s.deliverVM
+	s.drained = s.drainedVM
+	s.ud = L.NewUserData()
+	s.ud.Value = s
+	L.SetMetatable(s.ud, L.GetTypeMetatable(socketType))
+	lib.total.Add(1)
+	lib.active.Add(1)
+	return s
+}
+
+// runtime.Handler: these run on the connection's event loop.
+
+// OnOpen implements runtime.Handler.
+func (s *Socket) OnOpen(*runtime.Conn) {}
+
+// OnMessage implements runtime.Handler: it copies msg into the rx queue and
+// posts one delivery to the scheduler per burst, not per message.
+func (s *Socket) OnMessage(c *runtime.Conn, msg []byte, text bool) {
+	s.mu.Lock()
+	if s.rxBytes+len(msg) > s.lib.cfg.MaxInbox {
+		s.mu.Unlock()
+		s.lib.inboxDrops.Add(1)
+		s.lib.log.Warn("cosocket: closing socket: Lua reader too slow, inbox limit reached",
+			"remote", c.RemoteAddr(), "limit", s.lib.cfg.MaxInbox)
+		_ = c.Close(runtime.ClosePolicyViolation, "reader too slow")
+		return
+	}
+	s.rx = append(s.rx, rxMsg{data: append([]byte(nil), msg...), text: text})
+	s.rxBytes += len(msg)
+	post := !s.posted
+	s.posted = true
+	s.mu.Unlock()
+	if post {
+		s.lib.loop.Post(s.deliver)
+	}
+}
+
+// OnDrain implements runtime.Handler: writers suspended on this socket resume.
+func (s *Socket) OnDrain(*runtime.Conn) { s.lib.loop.Post(s.drained) }
+
+// OnClose implements runtime.Handler.
+func (s *Socket) OnClose(_ *runtime.Conn, err error) {
+	s.mu.Lock()
+	s.rxErr, s.rxDone = err, true
+	post := !s.posted
+	s.posted = true
+	s.mu.Unlock()
+	if post {
+		s.lib.loop.Post(s.deliver)
+	}
+}
+
+// deliverVM hands queued input to a parked reader and reports a close. VM.
+func (s *Socket) deliverVM(*lua.LState) {
+	s.mu.Lock()
+	s.posted = false
+	s.mu.Unlock()
+	if s.reader.live() && !s.paused {
+		if vals, ok := s.take(); ok {
+			if vals[0] == lua.LNil {
+				s.readAfter++ // the close was reported: one more read raises
+			}
+			s.wake(vals...)
+		}
+	}
+	s.mu.Lock()
+	done := s.rxDone && s.rxHead == len(s.rx)
+	s.mu.Unlock()
+	if done && !s.dead {
+		s.markDead()
+	}
+}
+
+// take pops the next message as read's results, or the close as
+// nil, "socketclosed", code once the queue is empty. VM.
+func (s *Socket) take() ([]lua.LValue, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rxHead < len(s.rx) {
+		m := s.rx[s.rxHead]
+		s.rx[s.rxHead] = rxMsg{}
+		s.rxHead++
+		s.rxBytes -= len(m.data)
+		if s.rxHead == len(s.rx) {
+			s.rx, s.rxHead = s.rx[:0], 0
+		}
+		if s.conn != nil && s.conn.Framing() == runtime.FramingWebSocket {
+			return []lua.LValue{lua.LString(m.data), lua.LBool(m.text)}, true
+		}
+		return []lua.LValue{lua.LString(m.data)}, true
+	}
+	if s.rxDone {
+		return s.closedResult(), true
+	}
+	return nil, false
+}
+
+// closedResult is what read returns once the connection is gone. Called with mu held or VM-only data.
+func (s *Socket) closedResult() []lua.LValue {
+	var ce *runtime.CloseError
+	if errors.As(s.rxErr, &ce) && ce.Code != 0 {
+		return []lua.LValue{lua.LNil, lua.LString("socketclosed"), lua.LNumber(ce.Code)}
+	}
+	return []lua.LValue{lua.LNil, lua.LString("socketclosed")}
+}
+
+// wake resumes the task parked in read or accept. VM.
+func (s *Socket) wake(vals ...lua.LValue) {
+	w := s.reader
+	s.reader = waiter{}
+	if s.readTimer != nil {
+		s.readTimer.Stop()
+		s.readTimer = nil
+	}
+	if s.state == "read" || s.state == "accept" {
+		s.state = "exec"
+	}
+	if w.live() {
+		s.lib.loop.Resume(w.t, vals...)
+	}
+}
+
+// drainedVM resumes cosocket writers once the queue has drained. VM.
+func (s *Socket) drainedVM(*lua.LState) {
+	ws := s.writers
+	s.writers = nil
+	for _, w := range ws {
+		if w.live() {
+			s.lib.loop.Resume(w.t, lua.LTrue)
+		}
+	}
+}
+
+// markDead records that the connection is gone and releases everyone
+// waiting on it. VM.
+func (s *Socket) markDead() {
+	if s.dead {
+		return
+	}
+	s.dead = true
+	s.state = "terminated"
+	s.lib.active.Add(-1)
+	if s.reader.live() {
+		s.mu.Lock()
+		res := s.closedResult()
+		s.mu.Unlock()
+		s.wake(res...)
+	}
+	ws := s.writers
+	s.writers = nil
+	for _, w := range ws {
+		if w.live() {
+			s.lib.loop.Resume(w.t, lua.LNil, lua.LString("socketclosed"))
+		}
+	}
+}
+
+// close closes the connection (WebSocket: 1000) and releases waiters. VM.
+func (s *Socket) close() bool {
+	if s.ln != nil {
+		if s.dead {
+			return false
+		}
+		s.ln.close()
+		s.markDead()
+		return true
+	}
+	if s.conn == nil {
+		if s.dead {
+			return false
+		}
+		s.markDead()
+		return true
+	}
+	if s.dead || s.state == "closing" {
+		return false
+	}
+	code := uint16(0)
+	if s.conn.Framing() == runtime.FramingWebSocket {
+		code = runtime.CloseNormal
+	}
+	_ = s.conn.Close(code, "")
+	s.mu.Lock()
+	if !s.rxDone {
+		s.rxDone, s.rxErr = true, &runtime.CloseError{Code: code}
+	}
+	s.mu.Unlock()
+	s.markDead()
+	return true
+}
+
+// String formats the socket the way BAS prints it.
+func (s *Socket) String() string {
+	local, peer := "", ""
+	if s.conn != nil {
+		local, peer = addrString(s.conn.LocalAddr()), addrString(s.conn.RemoteAddr())
+	} else if s.ln != nil {
+		local = addrString(s.ln.ln.Addr())
+	}
+	return fmt.Sprintf("[Sock %p S:%s {%s -> %s}]", s, s.state, local, peer)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

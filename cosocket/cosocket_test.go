@@ -73,7 +73,7 @@ type exchange struct {
 }
 
 func (e *exchange) HTTP() (http.ResponseWriter, *http.Request) { return e.w, e.r }
-func (e *exchange) Hijacked()                                   { e.once.Do(func() { close(e.hijacked) }) }
+func (e *exchange) Hijacked()                                  { e.once.Do(func() { close(e.hijacked) }) }
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()

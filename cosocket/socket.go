@@ -44,7 +44,7 @@ type Socket struct {
 	// VM-only state.
 	owner     *scheduler.Task // the coroutine the socket belongs to (after event)
 	mode      byte            // 's' cosocket, 'r' asynchronous, 0 none
-	reader    waiter // task parked in read or accept
+	reader    waiter          // task parked in read or accept
 	readTimer *scheduler.Timer
 	disabled  waiter   // owner parked in disable
 	writers   []waiter // cosocket writers parked until the queue drains

@@ -52,61 +52,79 @@ func (e *CloseError) Error() string {
 type Conn struct {
 	r         *Reactor
 	h         Handler
-	framing   Framing
-	client    bool // WebSocket client role: our frames are masked
-	highWater int
-	maxQueue  int
-	protocol  string
 	remote    net.Addr
 	local     net.Addr
+	framing   Framing
+	client    bool // WebSocket client role: our frames are masked
+	highWater int32
+	maxQueue  int32
+	maxMsg    int32
 	loopIdx   atomic.Int32
-	tls       *tls.Conn   // TLS session decrypting on the loop (see tls.go); nil for plain TCP
-	sw        *switchConn // tls's transport
+	x         *connExtra // rarely needed state; nil for a plain idle connection
 
 	// Loop-only state.
 	gc        gnet.Conn
+	wsr       *wsReader // allocated with the first WebSocket input
 	isOpen    bool
-	inputDone bool   // after a close frame or a protocol error, input is dropped
-	carry     []byte // bytes buffered by net/http before the hand-off, not yet parsed
-	wsr       wsReader
-	lastRead  int64
+	inputDone bool  // after a close frame or a protocol error, input is dropped
+	lastRead  int64 // coarse clock of the last read
 	closeAt   int64 // when a closing connection is cut even if not flushed
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
 
-	mu           sync.Mutex // guards the send side below and userData
-	lp           *loop
-	pending      [][]byte // frames in order, not yet handed to gnet
+	mu        sync.Mutex // guards lp, snd, the flags below, closeErr and userData
+	lp        *loop
+	snd       *sendState // allocated with the first send
+	dirty     bool       // flush pending (in a loop's dirty list, or in traffic)
+	inTraffic bool       // the loop is inside a callback of this Conn: it flushes after
+	closing   bool
+	dead      bool
+	closeErr  error
+	userData  any
+}
+
+// connExtra holds what few connections need, so an idle plain connection
+// stays small (memory per idle connection is a headline figure).
+type connExtra struct {
+	protocol string
+	carry    []byte      // bytes not yet parsed: buffered by net/http before the hand-off, or TLS plaintext
+	tls      *tls.Conn   // TLS session decrypting on the loop (see tls.go)
+	sw       *switchConn // tls's transport
+}
+
+// sendState is a connection's send queue, guarded by Conn.mu. Frames wait in
+// pending, in order; frames copied by Send share the own buffer, frames from
+// SendEncoded are referenced as they are.
+type sendState struct {
+	pending      [][]byte
 	pendingBytes int
-	own          []byte // backing store for frames copied by Send
-	ownStart     int    // start of the open region of own (valid while ownOpen)
-	ownOpen      bool   // pending's last entry is own[ownStart:]
+	own          []byte
+	ownStart     int  // start of the open region of own (valid while ownOpen)
+	ownOpen      bool // pending's last entry is own[ownStart:]
 	spare        [][]byte
 	ownSpare     []byte
-	outbound     int  // bytes in gnet's outbound buffer at the last look
-	dirty        bool // flush pending (in a loop's dirty list, or in traffic)
-	inTraffic    bool // the loop is inside a callback of this Conn: it flushes after
-	closing      bool
-	dead         bool
-	closeErr     error
-	userData     any
+	outbound     int // bytes in gnet's outbound buffer at the last look
+}
+
+func (c *Conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = &connExtra{}
+	}
+	return c.x
 }
 
 func (r *Reactor) newConn(h Handler, opts *ConnOptions, framing Framing, client bool) *Conn {
-	c := &Conn{r: r, h: h, framing: framing, client: client, highWater: r.cfg.HighWater, maxQueue: r.cfg.MaxQueue}
-	c.wsr.server = !client
-	c.wsr.maxMessage = r.cfg.MaxMessage
+	c := &Conn{r: r, h: h, framing: framing, client: client,
+		highWater: int32(r.cfg.HighWater), maxQueue: int32(r.cfg.MaxQueue), maxMsg: int32(r.cfg.MaxMessage)}
 	c.loopIdx.Store(-1)
 	if opts != nil {
 		if opts.HighWater > 0 {
-			c.highWater = opts.HighWater
-			if c.maxQueue < c.highWater {
-				c.maxQueue = c.highWater
-			}
+			c.highWater = int32(opts.HighWater)
+			c.maxQueue = max(c.maxQueue, c.highWater)
 		}
 		if opts.MaxMessage > 0 {
-			c.wsr.maxMessage = opts.MaxMessage
+			c.maxMsg = int32(opts.MaxMessage)
 		}
 		c.userData = opts.UserData
 	}
@@ -117,7 +135,12 @@ func (r *Reactor) newConn(h Handler, opts *ConnOptions, framing Framing, client 
 func (c *Conn) Framing() Framing { return c.framing }
 
 // Protocol returns the negotiated WebSocket subprotocol, if any. Any goroutine.
-func (c *Conn) Protocol() string { return c.protocol }
+func (c *Conn) Protocol() string {
+	if c.x == nil {
+		return ""
+	}
+	return c.x.protocol
+}
 
 // RemoteAddr returns the peer's address. Any goroutine.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
@@ -175,8 +198,9 @@ func (c *Conn) SendEncoded(frame []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.pending = append(c.pending, frame)
-	c.ownOpen = false
+	q := c.snd
+	q.pending = append(q.pending, frame)
+	q.ownOpen = false
 	c.queued(len(frame))
 	return nil
 }
@@ -208,23 +232,30 @@ func (c *Conn) send(op ws.OpCode, msg []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	if !c.ownOpen {
-		c.ownStart = len(c.own)
-		c.ownOpen = true
-		c.pending = append(c.pending, nil)
-	}
-	before := len(c.own)
+	q := c.snd
+	before := q.openOwn()
 	switch c.framing {
 	case FramingWebSocket:
-		c.own = appendFrame(c.own, op, msg, c.client)
+		q.own = appendFrame(q.own, op, msg, c.client)
 	case FramingLen16:
-		c.own = AppendLen16(c.own, msg)
+		q.own = AppendLen16(q.own, msg)
 	default:
-		c.own = append(c.own, msg...)
+		q.own = append(q.own, msg...)
 	}
-	c.pending[len(c.pending)-1] = c.own[c.ownStart:]
-	c.queued(len(c.own) - before)
+	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+	c.queued(len(q.own) - before)
 	return nil
+}
+
+// openOwn makes pending's last entry the open region of own and returns
+// own's length before the caller appends. Called with Conn.mu held.
+func (q *sendState) openOwn() int {
+	if !q.ownOpen {
+		q.ownStart = len(q.own)
+		q.ownOpen = true
+		q.pending = append(q.pending, nil)
+	}
+	return len(q.own)
 }
 
 // admit checks whether n more bytes may be queued. Called with mu held.
@@ -232,17 +263,28 @@ func (c *Conn) admit(n int) error {
 	if c.dead || c.closing {
 		return ErrClosed
 	}
-	if c.pendingBytes+c.outbound+n > c.maxQueue {
+	if c.snd == nil {
+		c.snd = &sendState{}
+	}
+	if c.snd.pendingBytes+c.snd.outbound+n > int(c.maxQueue) {
 		c.r.stats.queueDrops.Add(1)
 		return ErrQueueFull
 	}
 	return nil
 }
 
+// queuedLocked returns the bytes queued and not yet taken by the kernel. mu held.
+func (c *Conn) queuedLocked() int {
+	if c.snd == nil {
+		return 0
+	}
+	return c.snd.pendingBytes + c.snd.outbound
+}
+
 // queued accounts for n queued bytes, schedules a flush and unlocks mu.
 func (c *Conn) queued(n int) {
-	c.pendingBytes += n
-	if c.pendingBytes+c.outbound > c.highWater {
+	c.snd.pendingBytes += n
+	if c.queuedLocked() > int(c.highWater) {
 		c.wantDrain.Store(true)
 	}
 	wake := false
@@ -262,14 +304,14 @@ func (c *Conn) queued(n int) {
 func (c *Conn) Queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pendingBytes + c.outbound
+	return c.queuedLocked()
 }
 
 // Congested reports whether the queue is over its high-water mark. A writer
 // that sees true should wait for OnDrain, drop, or close. Any goroutine.
 func (c *Conn) Congested() bool {
 	c.mu.Lock()
-	over := c.pendingBytes+c.outbound > c.highWater
+	over := c.queuedLocked() > int(c.highWater)
 	if over {
 		c.wantDrain.Store(true)
 	}
@@ -278,7 +320,7 @@ func (c *Conn) Congested() bool {
 }
 
 // HighWater returns the connection's high-water mark in bytes. Any goroutine.
-func (c *Conn) HighWater() int { return c.highWater }
+func (c *Conn) HighWater() int { return int(c.highWater) }
 
 // Close starts closing the connection: a WebSocket gets a close frame with
 // code and reason (code 0 sends none), then the queue is flushed (bounded by
@@ -294,15 +336,14 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 		return nil
 	}
 	if c.framing == FramingWebSocket && code != 0 {
-		if !c.ownOpen {
-			c.ownStart = len(c.own)
-			c.ownOpen = true
-			c.pending = append(c.pending, nil)
+		if c.snd == nil {
+			c.snd = &sendState{}
 		}
-		before := len(c.own)
-		c.own = appendFrame(c.own, ws.OpClose, closePayload(code, reason), c.client)
-		c.pending[len(c.pending)-1] = c.own[c.ownStart:]
-		c.pendingBytes += len(c.own) - before
+		q := c.snd
+		before := q.openOwn()
+		q.own = appendFrame(q.own, ws.OpClose, closePayload(code, reason), c.client)
+		q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+		q.pendingBytes += len(q.own) - before
 	}
 	c.closing = true
 	c.closingFlag.Store(true)
@@ -339,18 +380,20 @@ func (c *Conn) opened(gc gnet.Conn, lp *loop) {
 		// Enrolled while Shutdown was closing the others.
 		_ = c.Close(CloseGoingAway, "going away")
 	}
-	if c.sw != nil {
-		c.sw.gc = gc
-		if !c.readTLS(nil) { // plaintext crypto/tls still holds
-			_ = c.Close(0, "")
+	if x := c.x; x != nil {
+		if x.sw != nil {
+			x.sw.gc = gc
+			if !c.readTLS(nil) { // plaintext crypto/tls still holds
+				_ = c.Close(0, "")
+			}
 		}
-	}
-	if len(c.carry) > 0 {
-		c.r.stats.bytesIn.Add(uint64(len(c.carry)))
-		n := c.consume(c.carry)
-		c.carry = append([]byte(nil), c.carry[n:]...)
-		if len(c.carry) == 0 {
-			c.carry = nil
+		if len(x.carry) > 0 {
+			c.r.stats.bytesIn.Add(uint64(len(x.carry)))
+			n := c.consume(x.carry)
+			x.carry = append([]byte(nil), x.carry[n:]...)
+			if len(x.carry) == 0 {
+				x.carry = nil
+			}
 		}
 	}
 	c.endCallback()
@@ -368,22 +411,22 @@ func (c *Conn) traffic() gnet.Action {
 	c.mu.Lock()
 	c.inTraffic = true
 	c.mu.Unlock()
-	if c.tls != nil {
+	if x := c.x; x != nil && x.tls != nil {
 		_, _ = gc.Discard(len(buf))
 		ok := c.readTLS(buf)
-		n := c.consume(c.carry)
-		c.carry = append(c.carry[:0], c.carry[n:]...)
+		n := c.consume(x.carry)
+		x.carry = append(x.carry[:0], x.carry[n:]...)
 		if !ok {
 			_ = c.Close(0, "")
 		}
-	} else if c.carry != nil {
+	} else if x != nil && x.carry != nil {
 		// Rare: a partial frame was buffered by net/http before the hand-off.
-		c.carry = append(c.carry, buf...)
+		x.carry = append(x.carry, buf...)
 		_, _ = gc.Discard(len(buf))
-		n := c.consume(c.carry)
-		c.carry = append(c.carry[:0], c.carry[n:]...)
-		if len(c.carry) == 0 {
-			c.carry = nil
+		n := c.consume(x.carry)
+		x.carry = append(x.carry[:0], x.carry[n:]...)
+		if len(x.carry) == 0 {
+			x.carry = nil
 		}
 	} else if n := c.consume(buf); n > 0 {
 		_, _ = gc.Discard(n)
@@ -419,6 +462,9 @@ func (c *Conn) consume(buf []byte) int {
 	case FramingLen16:
 		n, cerr = splitLen16(buf, c)
 	default:
+		if c.wsr == nil {
+			c.wsr = &wsReader{server: !c.client, maxMessage: int(c.maxMsg)}
+		}
 		n, cerr = c.wsr.parse(buf, c)
 	}
 	if cerr != nil && cerr != errStop {
@@ -469,13 +515,18 @@ func (c *Conn) onFrame(ev wsEvent) bool {
 func (c *Conn) flush() {
 	c.mu.Lock()
 	c.dirty = false
-	bufs := c.pending
-	own := c.own
-	n := c.pendingBytes
-	c.pending, c.own = c.spare[:0], c.ownSpare[:0]
-	c.spare, c.ownSpare = nil, nil
-	c.pendingBytes = 0
-	c.ownOpen = false
+	q := c.snd
+	if q == nil {
+		closing := c.closing
+		c.mu.Unlock()
+		c.afterFlush(0, closing)
+		return
+	}
+	bufs, own, n := q.pending, q.own, q.pendingBytes
+	q.pending, q.own = q.spare[:0], q.ownSpare[:0]
+	q.spare, q.ownSpare = nil, nil
+	q.pendingBytes = 0
+	q.ownOpen = false
 	closing := c.closing
 	c.mu.Unlock()
 
@@ -483,9 +534,9 @@ func (c *Conn) flush() {
 		for rest := bufs; len(rest) > 0 && c.isOpen; {
 			chunk := rest[:min(len(rest), 1024)] // IOV_MAX
 			rest = rest[len(chunk):]
-			if c.tls != nil {
+			if x := c.x; x != nil && x.tls != nil {
 				for _, b := range chunk {
-					_, _ = c.tls.Write(b) // encrypts on the loop; switchConn hands it to gnet
+					_, _ = x.tls.Write(b) // encrypts on the loop; switchConn hands it to gnet
 				}
 			} else if len(chunk) == 1 {
 				_, _ = c.gc.Write(chunk[0])
@@ -501,14 +552,22 @@ func (c *Conn) flush() {
 	}
 	clear(bufs)
 	c.mu.Lock()
-	c.outbound = out
-	if c.spare == nil && cap(bufs) <= 1024 {
-		c.spare = bufs[:0]
-	}
-	if c.ownSpare == nil && cap(own) <= 64<<10 {
-		c.ownSpare = own[:0]
+	if c.snd == q { // closed() drops the queue
+		q.outbound = out
+		if q.spare == nil && cap(bufs) <= 1024 {
+			q.spare = bufs[:0]
+		}
+		if q.ownSpare == nil && cap(own) <= 64<<10 {
+			q.ownSpare = own[:0]
+		}
 	}
 	c.mu.Unlock()
+	c.afterFlush(out, closing)
+}
+
+// afterFlush starts watching a connection whose bytes wait in gnet's buffer
+// or that is closing, and reports drains. Loop only.
+func (c *Conn) afterFlush(out int, closing bool) {
 	if !c.isOpen {
 		return
 	}
@@ -530,8 +589,10 @@ func (c *Conn) checkDrain(now int64) {
 	}
 	out := c.gc.OutboundBuffered()
 	c.mu.Lock()
-	c.outbound = out
-	q := c.pendingBytes + out
+	if c.snd != nil {
+		c.snd.outbound = out
+	}
+	q := c.queuedLocked()
 	closing := c.closing
 	c.mu.Unlock()
 	if closing {
@@ -543,7 +604,7 @@ func (c *Conn) checkDrain(now int64) {
 	if out == 0 {
 		c.lp.unwatch(c)
 	}
-	if q <= c.highWater/2 && c.wantDrain.CompareAndSwap(true, false) {
+	if q <= int(c.highWater)/2 && c.wantDrain.CompareAndSwap(true, false) {
 		c.h.OnDrain(c)
 	}
 }
@@ -563,13 +624,15 @@ func (c *Conn) closed(err error) {
 	c.mu.Lock()
 	c.dead = true
 	c.closingFlag.Store(true)
-	c.pending, c.own, c.spare, c.ownSpare = nil, nil, nil, nil
-	c.pendingBytes, c.outbound = 0, 0
+	c.snd = nil
 	report := c.closeErr
 	c.mu.Unlock()
-	c.carry, c.wsr.frag = nil, nil
-	if c.sw != nil {
-		c.sw.gc, c.sw.in = nil, nil
+	c.wsr = nil
+	if x := c.x; x != nil {
+		x.carry = nil
+		if x.sw != nil {
+			x.sw.gc, x.sw.in = nil, nil
+		}
 	}
 	if report == nil {
 		switch {

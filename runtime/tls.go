@@ -126,12 +126,13 @@ func (r *Reactor) enrollTLS(tc *tls.Conn, br *bufio.Reader, c *Conn) error {
 		_ = tc.Close()
 		return errors.New("runtime: TLS connections must be accepted through runtime.NewTLSListener")
 	}
+	x := c.extra()
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
-		c.carry = append([]byte(nil), b...)
+		x.carry = append([]byte(nil), b...)
 	}
 	c.remote, c.local = tc.RemoteAddr(), tc.LocalAddr()
-	c.tls, c.sw = tc, sw
+	x.tls, x.sw = tc, sw
 	sw.switched = true
 	if _, err := r.client.EnrollContext(sw.TCPConn, c); err != nil {
 		_ = sw.TCPConn.Close()
@@ -141,19 +142,20 @@ func (r *Reactor) enrollTLS(tc *tls.Conn, br *bufio.Reader, c *Conn) error {
 }
 
 // readTLS feeds ciphertext to the TLS session and appends the plaintext it
-// yields to c.carry. Loop only. It reports false when the session failed or
+// yields to c.x.carry. Loop only. It reports false when the session failed or
 // the peer closed it; the caller then closes the connection.
 func (c *Conn) readTLS(cipher []byte) bool {
+	x := c.x
 	if len(cipher) > 0 {
-		c.sw.in = append(c.sw.in, cipher...)
+		x.sw.in = append(x.sw.in, cipher...)
 	}
 	if c.lp.tlsBuf == nil {
 		c.lp.tlsBuf = make([]byte, 16<<10)
 	}
 	buf := c.lp.tlsBuf
 	for {
-		n, err := c.tls.Read(buf)
-		c.carry = append(c.carry, buf[:n]...)
+		n, err := x.tls.Read(buf)
+		x.carry = append(x.carry, buf[:n]...)
 		if err == nil {
 			continue
 		}

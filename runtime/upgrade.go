@@ -66,7 +66,9 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 		return nil, fmt.Errorf("runtime: websocket handshake: %w", err)
 	}
 	c := r.newConn(h, opts, FramingWebSocket, false)
-	c.protocol = hs.Protocol
+	if hs.Protocol != "" {
+		c.extra().protocol = hs.Protocol
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		return c, r.enrollTLS(tc, rw.Reader, c)
 	}
@@ -190,7 +192,9 @@ func (r *Reactor) DialWebSocket(ctx context.Context, url string, h Handler, opts
 		return nil, fmt.Errorf("runtime: websocket dial: %w", err)
 	}
 	c := r.newConn(h, opts, FramingWebSocket, true)
-	c.protocol = hs.Protocol
+	if hs.Protocol != "" {
+		c.extra().protocol = hs.Protocol
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		err = r.enrollTLS(tc, br, c)
 	} else {
@@ -208,7 +212,7 @@ func (r *Reactor) enroll(nc net.Conn, br *bufio.Reader, c *Conn) error {
 	defer r.handoffs.Add(-1)
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
-		c.carry = append([]byte(nil), b...)
+		c.extra().carry = append([]byte(nil), b...)
 	}
 	c.remote, c.local = nc.RemoteAddr(), nc.LocalAddr()
 	if _, err := r.client.EnrollContext(nc, c); err != nil {

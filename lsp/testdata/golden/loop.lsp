@@ -1,0 +1,5 @@
+<html>
+<?lsp for i=1,3 do ?>
+<li><?lsp= i ?></li>
+<?lsp end ?>
+</html>

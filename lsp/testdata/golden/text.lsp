@@ -1,0 +1,1 @@
+only text, no tags: ]] and [[ and \ and "quotes"

@@ -1,0 +1,430 @@
+package scheduler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Errors reported by the scheduler. Task exit errors wrap one of these so
+// callers can branch with errors.Is.
+var (
+	// ErrStopped is returned when the Loop has been stopped.
+	ErrStopped = errors.New("scheduler: loop stopped")
+	// ErrTooManyTasks is returned by Spawn when Config.MaxTasks tasks are live.
+	ErrTooManyTasks = errors.New("scheduler: too many tasks")
+	// ErrTooManyTimers is raised when Config.MaxTimers timers are armed.
+	ErrTooManyTimers = errors.New("scheduler: too many timers")
+	// ErrBudget ends a task that ran longer than Config.Budget without yielding.
+	ErrBudget = errors.New("scheduler: task exceeded its run budget without yielding")
+	// ErrInvalidYield ends a task that yielded other than through Park
+	// (for example a bare coroutine.yield in the task's own coroutine).
+	ErrInvalidYield = errors.New("scheduler: invalid yield")
+	// ErrKilled ends a task stopped with Loop.Kill.
+	ErrKilled = errors.New("scheduler: task killed")
+	// ErrShutdown ends a task that was still live when the loop stopped.
+	ErrShutdown = errors.New("scheduler: sysshutdown")
+)
+
+// Config configures a Loop. The zero value is ready to use.
+type Config struct {
+	// Budget is the longest a task (or a Post callback) may run without
+	// yielding before it is stopped with ErrBudget. Zero means 1s.
+	Budget time.Duration
+	// MaxTasks caps live tasks; Spawn past it returns ErrTooManyTasks.
+	// Zero means 100000.
+	MaxTasks int
+	// MaxTimers caps armed timers (AfterFunc, ba.timer, ba.sleep).
+	// Zero means 1000000.
+	MaxTimers int
+	// MaxString caps the result of one call to string.rep, table.concat and
+	// friends, so a single builtin call cannot allocate without bound.
+	// Zero means 16 MiB.
+	MaxString int
+	// Logger receives task failures and Lua print output. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of Loop counters. Gauges are current values, the
+// rest count since New.
+type Stats struct {
+	TasksLive     int64  // gauge: tasks spawned and not yet ended (a ba.timer coroutine suspended between expiries is not counted)
+	TasksParked   int64  // gauge: tasks suspended in Park
+	TimersArmed   int64  // gauge: timers waiting in the heap
+	Spawned       uint64 // tasks created
+	Resumes       uint64 // Resume calls that resumed a parked task
+	Finished      uint64 // tasks that returned normally
+	Failed        uint64 // tasks that ended with an error (including kills)
+	BudgetKills   uint64 // tasks stopped by the budget watchdog
+	InvalidYields uint64 // tasks ended by an invalid yield
+	TimersFired   uint64 // timer callbacks run
+	Posts         uint64 // callbacks accepted by Post
+}
+
+type counters struct {
+	live, parked, timers                              atomic.Int64
+	spawned, resumes, finished, failed, budget, inval atomic.Uint64
+	fired, posts                                      atomic.Uint64
+}
+
+// Loop owns one gopher-lua VM and the goroutine that runs it.
+//
+// Goroutines: Post, Do, Stop and Stats may be called from any goroutine.
+// Everything else (L, Spawn, Resume, Kill, AfterFunc, Timer methods, Task
+// methods) is for the VM goroutine only, that is from inside a Post/Do
+// callback, a timer callback, or a Lua binding.
+type Loop struct {
+	cfg Config
+	log *slog.Logger
+	l   *lua.LState
+
+	// inbox, guarded by mu.
+	mu      sync.Mutex
+	inbox   []func(*lua.LState)
+	spare   []func(*lua.LState)
+	closed  bool // no more posts accepted
+	wake    chan struct{}
+	done    chan struct{} // closed when the VM goroutine has exited
+	started atomic.Bool
+	// vmGoroutine is the VM goroutine's id, only so Do can tell it is
+	// called there.
+	vmGoroutine atomic.Uint64
+	stopReq     sync.Once
+
+	// VM goroutine state.
+	tasks       map[*lua.LState]*Task
+	heap        timerHeap
+	armedFor    int64 // deadline the Go timer is armed for; 0 when idle
+	wakeT       *time.Timer
+	wakeFired   atomic.Bool // wakeT fired since the VM last armed it
+	stopping    bool
+	sentinel    *lua.LUserData // the value Park yields
+	threads     []*lua.LState  // recycled pcall child threads
+	entry       *lua.LFunction // root function of pcall child threads
+	rawCoCreate lua.LGFunction // gopher-lua's coroutine.create
+	base        time.Time      // monotonic origin of deadlines
+	pendingJobs int            // ba.thread.run jobs posted, not yet started
+
+	bud budget
+	st  counters
+}
+
+// loops maps a VM's *lua.Global to its Loop so Current and bindings can find
+// the Loop from any thread of the VM.
+var loops sync.Map
+
+func loopOf(L *lua.LState) *Loop {
+	if v, ok := loops.Load(L.G); ok {
+		return v.(*Loop)
+	}
+	return nil
+}
+
+// New creates a Loop and its VM with tuned options and the sandboxed
+// libraries plus ba.timer, ba.sleep, ba.thread, ba.clock and yield-safe
+// pcall/xpcall. The VM goroutine is not started until Start.
+func New(cfg Config) (*Loop, error) {
+	if cfg.Budget < 0 || cfg.MaxTasks < 0 || cfg.MaxTimers < 0 || cfg.MaxString < 0 {
+		return nil, errors.New("scheduler: negative Config value")
+	}
+	if cfg.Budget == 0 {
+		cfg.Budget = time.Second
+	}
+	if cfg.MaxTasks == 0 {
+		cfg.MaxTasks = 100000
+	}
+	if cfg.MaxTimers == 0 {
+		cfg.MaxTimers = 1000000
+	}
+	if cfg.MaxString == 0 {
+		cfg.MaxString = 16 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	L := lua.NewState(lua.Options{
+		// Per-coroutine cost is dominated by the registry (16 B a slot) and
+		// the call stack. 128 slots (gopher-lua's minimum) growing in steps
+		// of 128 and a call stack allocated in 8-frame segments keep a
+		// parked task near 4 KiB; 256 slots would add 2 KiB to every task
+		// and pcall level. CallStackSize caps Lua call depth at 200 frames.
+		CallStackSize:       200,
+		RegistrySize:        128,
+		RegistryMaxSize:     1 << 18,
+		RegistryGrowStep:    128,
+		MinimizeStackMemory: true,
+		SkipOpenLibs:        true,
+	})
+	l := &Loop{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		l:        L,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		tasks:    make(map[*lua.LState]*Task),
+		sentinel: L.NewUserData(),
+		base:     time.Now(),
+	}
+	l.bud.init(cfg.Budget)
+	L.SetContext(&l.bud)
+	loops.Store(L.G, l)
+	if err := l.openLibs(); err != nil {
+		loops.Delete(L.G)
+		L.Close()
+		return nil, fmt.Errorf("scheduler: opening libraries: %w", err)
+	}
+	return l, nil
+}
+
+// Start starts the VM goroutine and the budget watchdog. Calling it twice
+// has no further effect. Any goroutine.
+func (l *Loop) Start() {
+	if !l.started.CompareAndSwap(false, true) {
+		return
+	}
+	l.wakeT = time.AfterFunc(time.Hour, func() {
+		l.wakeFired.Store(true)
+		l.poke()
+	})
+	l.wakeT.Stop()
+	go l.bud.watch(l.done)
+	go l.run()
+}
+
+// L returns the VM's main state. VM goroutine only.
+func (l *Loop) L() *lua.LState { return l.l }
+
+// Config returns the configuration with defaults filled in. Any goroutine.
+func (l *Loop) Config() Config { return l.cfg }
+
+// Logger returns the loop's logger. Any goroutine.
+func (l *Loop) Logger() *slog.Logger { return l.log }
+
+// Post queues fn to run on the VM goroutine. Any goroutine, including the VM
+// goroutine itself; callbacks run in FIFO order. It never blocks and returns
+// false if the loop is stopped (fn will not run).
+func (l *Loop) Post(fn func(L *lua.LState)) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	l.inbox = append(l.inbox, fn)
+	l.mu.Unlock()
+	l.st.posts.Add(1)
+	l.poke()
+	return true
+}
+
+// Do posts fn and waits until it has run. Meant for goroutines other than
+// the VM's; called on the VM goroutine it runs fn at once instead of
+// deadlocking. It returns false if the loop is stopped or stops before fn
+// ran.
+func (l *Loop) Do(fn func(L *lua.LState)) bool {
+	if id := l.vmGoroutine.Load(); id != 0 && id == goroutineID() {
+		if l.l.IsClosed() {
+			return false
+		}
+		fn(l.l)
+		return true
+	}
+	ran := make(chan struct{})
+	if !l.Post(func(L *lua.LState) {
+		defer close(ran)
+		fn(L)
+	}) {
+		return false
+	}
+	select {
+	case <-ran:
+		return true
+	case <-l.done:
+		select {
+		case <-ran:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// poke wakes the VM goroutine. Any goroutine; never blocks.
+func (l *Loop) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop resumes every parked task with (nil, "sysshutdown"), runs them until
+// they yield or finish, ends what is left with ErrShutdown, then stops the VM
+// goroutine and closes the VM. Any goroutine except the VM's. It returns
+// ctx.Err() if ctx ends first (shutdown still completes in the background).
+func (l *Loop) Stop(ctx context.Context) error {
+	l.stopReq.Do(func() {
+		if l.started.CompareAndSwap(false, true) {
+			// Never started: shut down here; no other goroutine owns the VM.
+			l.shutdown()
+			loops.Delete(l.l.G)
+			l.l.Close()
+			close(l.done)
+			return
+		}
+		l.Post(func(*lua.LState) { l.stopping = true })
+	})
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done returns a channel closed once the VM goroutine has exited. Any goroutine.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+// Stats returns a snapshot of the counters. Any goroutine.
+func (l *Loop) Stats() Stats {
+	return Stats{
+		TasksLive:     l.st.live.Load(),
+		TasksParked:   l.st.parked.Load(),
+		TimersArmed:   l.st.timers.Load(),
+		Spawned:       l.st.spawned.Load(),
+		Resumes:       l.st.resumes.Load(),
+		Finished:      l.st.finished.Load(),
+		Failed:        l.st.failed.Load(),
+		BudgetKills:   l.st.budget.Load(),
+		InvalidYields: l.st.inval.Load(),
+		TimersFired:   l.st.fired.Load(),
+		Posts:         l.st.posts.Load(),
+	}
+}
+
+// maxFiresPerPass bounds timer callbacks per loop pass so a storm of
+// zero-delay timers cannot starve the inbox.
+const maxFiresPerPass = 10000
+
+// run is the VM goroutine.
+func (l *Loop) run() {
+	l.vmGoroutine.Store(goroutineID())
+	defer func() {
+		loops.Delete(l.l.G)
+		l.l.Close()
+		l.wakeT.Stop()
+		close(l.done)
+	}()
+	for {
+		<-l.wake
+		l.drainInbox()
+		l.fireTimers()
+		if l.stopping {
+			l.shutdown()
+			return
+		}
+		l.armWake()
+	}
+}
+
+// drainInbox runs one batch of posted callbacks. Posts made while the batch
+// runs poke the wake channel and are taken on the next pass.
+func (l *Loop) drainInbox() {
+	l.mu.Lock()
+	batch := l.inbox
+	l.inbox = l.spare[:0]
+	l.mu.Unlock()
+	for i, fn := range batch {
+		batch[i] = nil
+		l.callGo(fn)
+	}
+	l.mu.Lock()
+	if cap(batch) <= 4096 {
+		l.spare = batch[:0]
+	} else {
+		l.spare = nil
+	}
+	l.mu.Unlock()
+}
+
+// callGo runs a Go callback on the VM goroutine under the budget, turning a
+// panic into a log line: a broken callback must not take the loop down.
+func (l *Loop) callGo(fn func(*lua.LState)) {
+	mark := l.bud.begin()
+	defer func() {
+		l.bud.end(mark)
+		if r := recover(); r != nil {
+			l.log.Error("scheduler: callback panicked", "panic", fmt.Sprint(r))
+		}
+	}()
+	fn(l.l)
+}
+
+// shutdown runs on the VM goroutine (or on the caller of Stop when the loop
+// never started). It resumes parked tasks with (nil, "sysshutdown") a few
+// rounds, ends the rest, drops timers, and runs the final inbox batch.
+func (l *Loop) shutdown() {
+	l.stopping = true
+	shut := []lua.LValue{lua.LNil, lua.LString("sysshutdown")}
+	for round := 0; round < 4; round++ {
+		var parked []*Task
+		for _, t := range l.tasks {
+			if t.state == stateParked {
+				parked = append(parked, t)
+			}
+		}
+		if len(parked) == 0 {
+			break
+		}
+		for _, t := range parked {
+			l.Resume(t, shut...)
+		}
+	}
+	for _, t := range l.liveTasks() {
+		l.finish(t, ErrShutdown)
+	}
+	for len(l.heap) > 0 {
+		l.heap.remove(l.heap[0])
+		l.st.timers.Add(-1)
+	}
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.drainInbox()
+	for _, t := range l.liveTasks() { // started by the last callbacks
+		l.finish(t, ErrShutdown)
+	}
+}
+
+func (l *Loop) liveTasks() []*Task {
+	out := make([]*Task, 0, len(l.tasks))
+	for _, t := range l.tasks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// now is the loop's monotonic clock in nanoseconds.
+func (l *Loop) now() int64 { return int64(time.Since(l.base)) }
+
+// goroutineID parses the current goroutine's id from its stack header
+// ("goroutine 123 ["). Used only by Do's misuse check.
+func goroutineID() uint64 {
+	var buf [32]byte
+	b := buf[:goruntime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
+}

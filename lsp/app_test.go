@@ -591,3 +591,21 @@ d:insert()`,
 type mismatch struct{ want, got string }
 
 func (m *mismatch) Error() string { return "want " + m.want + ", got " + m.got }
+
+// TestParkInsidePageIterator: a page whose generic-for iterator parks (here
+// with ba.sleep) works, because pages are compiled with the scheduler's
+// rewrite of generic for loops.
+func TestParkInsidePageIterator(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.mount("/", map[string]string{
+		"iter.lsp": `<?lsp
+local function slowly(n)
+  local i = 0
+  return function() i = i + 1; if i > n then return nil end; ba.sleep(1); return i end
+end
+for i in slowly(3) do ?>[<?lsp= i ?>]<?lsp end ?>`,
+	})
+	if r := e.get("/iter.lsp"); r.status != 200 || r.body != "[1][2][3]" {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+}

@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
-	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/tarponrt/tarpon/scheduler"
 )
 
 // chunkHeader starts every translated page. It has no newline so that line N
@@ -214,15 +215,12 @@ func CompilePage(name string, src []byte) (*lua.FunctionProto, error) {
 	return compileLua(name, code)
 }
 
-// compileLua parses and compiles Lua source without an LState.
+// compileLua parses and compiles Lua source without an LState, with the
+// scheduler's rewrite that lets generic-for iterators park.
 func compileLua(name, code string) (*lua.FunctionProto, error) {
-	chunk, err := parse.Parse(strings.NewReader(code), name)
+	proto, err := scheduler.Compile(strings.NewReader(code), name)
 	if err != nil {
 		return nil, fmt.Errorf("%s", strings.TrimSpace(err.Error()))
-	}
-	proto, err := lua.Compile(chunk, name)
-	if err != nil {
-		return nil, err
 	}
 	return proto, nil
 }

@@ -36,6 +36,18 @@ import (
 // leading "=" or "@" (Lua's conventions) is dropped. VM goroutine only
 // (compilation itself touches no VM state, but the function belongs to it).
 func (l *Loop) Load(r io.Reader, name string) (*lua.LFunction, error) {
+	proto, err := Compile(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return l.l.NewFunctionFromProto(proto), nil
+}
+
+// Compile parses and compiles Lua source into a prototype the way Load does
+// (generic-for loops rewritten so their iterators may park), without an
+// LState: packages that cache compiled code (LSP pages) use it. Safe for
+// concurrent use.
+func Compile(r io.Reader, name string) (*lua.FunctionProto, error) {
 	if strings.HasPrefix(name, "=") || strings.HasPrefix(name, "@") {
 		name = name[1:]
 	}
@@ -44,11 +56,7 @@ func (l *Loop) Load(r io.Reader, name string) (*lua.LFunction, error) {
 		return nil, err
 	}
 	rewriteStmts(chunk)
-	proto, err := lua.Compile(chunk, name)
-	if err != nil {
-		return nil, err
-	}
-	return l.l.NewFunctionFromProto(proto), nil
+	return lua.Compile(chunk, name)
 }
 
 // LoadString is Load for a string. VM goroutine only.

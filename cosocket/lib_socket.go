@@ -35,9 +35,6 @@ type Config struct {
 	// ConnectTimeout bounds ba.socket.connect and wsconnect when op.timeout
 	// is absent. Zero means 5 s.
 	ConnectTimeout time.Duration
-	// CheckOrigin, when set, decides whether req2sock accepts a WebSocket
-	// upgrade; a refusal answers 403.
-	CheckOrigin func(r *http.Request) bool
 	// Logger receives cosocket errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -582,12 +579,6 @@ func (lib *Lib) req2sock(L *lua.LState) int {
 	if raw || r.Header.Get("Sec-WebSocket-Key") == "" {
 		conn, err = lib.r.Morph(w, r, s, opts)
 	} else {
-		if lib.cfg.CheckOrigin != nil && !lib.cfg.CheckOrigin(r) {
-			http.Error(w, "origin not allowed", http.StatusForbidden)
-			ex.Hijacked()
-			s.markDead()
-			return pushResults(L, lua.LNil, lua.LString("origin not allowed"))
-		}
 		if protocol != "" {
 			opts.Protocol = func(p string) bool { return p == protocol }
 		}

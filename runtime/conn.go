@@ -56,6 +56,7 @@ type Conn struct {
 	local     net.Addr
 	framing   Framing
 	client    bool // WebSocket client role: our frames are masked
+	admitted  bool // counted by the admission gate (released on close)
 	highWater int32
 	maxQueue  int32
 	maxMsg    int32
@@ -180,7 +181,8 @@ func (c *Conn) Execute(fn func()) error {
 // Send queues msg as one message: a binary WebSocket message, raw bytes, or a
 // length-prefixed SMQ frame, as the framing says. msg is copied. It never
 // blocks. It fails with ErrClosed once the connection is closing and with
-// ErrQueueFull (counted) when the queue would pass MaxQueue. Check Congested
+// ErrQueueFull (counted) when the queue would pass MaxQueue (a message on an
+// empty queue is always accepted, whatever its size). Check Congested
 // after a send to apply backpressure. Any goroutine.
 func (c *Conn) Send(msg []byte) error { return c.send(ws.OpBinary, msg) }
 
@@ -266,7 +268,8 @@ func (c *Conn) admit(n int) error {
 	if c.snd == nil {
 		c.snd = &sendState{}
 	}
-	if c.snd.pendingBytes+c.snd.outbound+n > int(c.maxQueue) {
+	// A message larger than the whole cap still goes out on an empty queue.
+	if q := c.snd.pendingBytes + c.snd.outbound; q > 0 && q+n > int(c.maxQueue) {
 		c.r.stats.queueDrops.Add(1)
 		return ErrQueueFull
 	}
@@ -526,6 +529,7 @@ func (c *Conn) flush() {
 	q.pending, q.own = q.spare[:0], q.ownSpare[:0]
 	q.spare, q.ownSpare = nil, nil
 	q.pendingBytes = 0
+	q.outbound += n // in flight to gnet: keep Queued from undercounting meanwhile
 	q.ownOpen = false
 	closing := c.closing
 	c.mu.Unlock()
@@ -596,6 +600,9 @@ func (c *Conn) checkDrain(now int64) {
 	closing := c.closing
 	c.mu.Unlock()
 	if closing {
+		if c.closeAt == 0 {
+			c.closeAt = now + int64(c.r.cfg.CloseTimeout)
+		}
 		if q == 0 || now >= c.closeAt {
 			_ = c.lp.el.Close(c.gc) // runs closed() synchronously
 		}
@@ -616,6 +623,9 @@ func (c *Conn) closed(err error) {
 	}
 	c.isOpen = false
 	c.inputDone = true
+	if c.admitted {
+		c.r.release(ipKey(c.remote.String()))
+	}
 	c.lp.unwatch(c)
 	delete(c.lp.conns, c)
 	c.r.stats.open.Add(-1)

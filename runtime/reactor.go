@@ -36,6 +36,19 @@ type Config struct {
 	// CloseTimeout bounds how long a closing connection may take to flush
 	// its queue before it is cut. Zero means 5 s.
 	CloseTimeout time.Duration
+	// Origin is the policy for browser origins on WebSocket upgrades. The
+	// zero value allows same-origin and Origin-less requests only.
+	Origin OriginPolicy
+	// MaxConns caps the upgraded and morphed connections held at once; past
+	// it Upgrade and Morph answer 503. Zero means 100,000.
+	MaxConns int
+	// MaxConnsPerIP caps them per source address. Zero means 10,000.
+	MaxConnsPerIP int
+	// UpgradeRate limits new connections per source address per second
+	// (a token bucket holding UpgradeBurst); past it the answer is 429.
+	// Zero means 1,000 per second, with a burst of 10,000.
+	UpgradeRate  float64
+	UpgradeBurst float64
 	// Logger receives the reactor's diagnostics. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +71,18 @@ func (c *Config) fill() {
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 5 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 100_000
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = 10_000
+	}
+	if c.UpgradeRate <= 0 {
+		c.UpgradeRate = 1000
+	}
+	if c.UpgradeBurst < 1 {
+		c.UpgradeBurst = max(10*c.UpgradeRate, 1)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -89,6 +114,7 @@ type Reactor struct {
 	now      atomic.Int64 // coarse clock (unix nanoseconds), refreshed by the ticker
 
 	stats counters
+	gate  gate
 }
 
 // New starts a reactor with cfg's event loops.
@@ -101,6 +127,7 @@ func New(cfg Config) (*Reactor, error) {
 		stopTick: make(chan struct{}),
 		tickDone: make(chan struct{}),
 	}
+	r.gate.perIP = make(map[string]*ipState)
 	r.now.Store(time.Now().UnixNano())
 	cli, err := gnet.NewClient(&engine{r: r},
 		gnet.WithNumEventLoop(cfg.Loops),
@@ -172,6 +199,7 @@ func (r *Reactor) tick() {
 			sweep := now.Sub(lastSweep) >= time.Second
 			if sweep {
 				lastSweep = now
+				r.sweepGate()
 			}
 			for _, lp := range r.loopList() {
 				if lp.watching.Load() > 0 {

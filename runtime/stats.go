@@ -73,4 +73,10 @@ func (r *Reactor) WriteMetrics(w io.Writer) {
 	metric("tarpon_messages_sent_total", "Messages queued for sending.", st.MessagesOut)
 	metric("tarpon_send_queue_drops_total", "Sends refused because a queue was full.", st.QueueDrops)
 	metric("tarpon_protocol_errors_total", "Connections closed for bad input.", st.ProtocolErrors)
+	g := &r.gate
+	fmt.Fprintf(w, "# HELP tarpon_connections_refused_total Upgrades refused, by reason.\n# TYPE tarpon_connections_refused_total counter\n")
+	fmt.Fprintf(w, "tarpon_connections_refused_total{reason=\"origin\"} %d\n", g.refusedOrigin.Load())
+	fmt.Fprintf(w, "tarpon_connections_refused_total{reason=\"max_conns\"} %d\n", g.refusedTotal.Load())
+	fmt.Fprintf(w, "tarpon_connections_refused_total{reason=\"max_conns_per_ip\"} %d\n", g.refusedPerIP.Load())
+	fmt.Fprintf(w, "tarpon_connections_refused_total{reason=\"rate\"} %d\n", g.refusedRate.Load())
 }

@@ -136,6 +136,9 @@ func (r *Reactor) enrollTLS(tc *tls.Conn, br *bufio.Reader, c *Conn) error {
 	sw.switched = true
 	if _, err := r.client.EnrollContext(sw.TCPConn, c); err != nil {
 		_ = sw.TCPConn.Close()
+		if c.admitted {
+			r.release(ipKey(c.remote.String()))
+		}
 		return fmt.Errorf("runtime: enroll: %w", err)
 	}
 	return nil

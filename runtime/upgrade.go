@@ -53,6 +53,11 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return nil, ErrShuttingDown
 	}
+	if status, reason, _ := r.admit(req, true); status != 0 {
+		r.handoffs.Add(-1)
+		http.Error(w, reason, status)
+		return nil, fmt.Errorf("runtime: upgrade refused: %s", reason)
+	}
 	u := ws.HTTPUpgrader{Timeout: handshakeTimeout}
 	if opts != nil {
 		u.Header, u.Protocol = opts.Header, opts.Protocol
@@ -60,12 +65,14 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 	nc, rw, hs, err := u.Upgrade(req, w)
 	if err != nil {
 		r.handoffs.Add(-1)
+		r.release(ipKey(req.RemoteAddr))
 		if nc != nil {
 			_ = nc.Close()
 		}
 		return nil, fmt.Errorf("runtime: websocket handshake: %w", err)
 	}
 	c := r.newConn(h, opts, FramingWebSocket, false)
+	c.admitted = true
 	if hs.Protocol != "" {
 		c.extra().protocol = hs.Protocol
 	}
@@ -83,9 +90,15 @@ func (r *Reactor) Morph(w http.ResponseWriter, req *http.Request, h Handler, opt
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return nil, ErrShuttingDown
 	}
+	if status, reason, _ := r.admit(req, false); status != 0 {
+		r.handoffs.Add(-1)
+		http.Error(w, reason, status)
+		return nil, fmt.Errorf("runtime: connection refused: %s", reason)
+	}
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		r.handoffs.Add(-1)
+		r.release(ipKey(req.RemoteAddr))
 		return nil, fmt.Errorf("runtime: hijack: %w", err)
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -97,12 +110,14 @@ func (r *Reactor) Morph(w http.ResponseWriter, req *http.Request, h Handler, opt
 		_ = nc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
 		if _, err := nc.Write(opts.Response); err != nil {
 			r.handoffs.Add(-1)
+			r.release(ipKey(req.RemoteAddr))
 			_ = nc.Close()
 			return nil, fmt.Errorf("runtime: write morph response: %w", err)
 		}
 		_ = nc.SetWriteDeadline(time.Time{})
 	}
 	c := r.newConn(h, opts, framing, false)
+	c.admitted = true
 	if tc, ok := nc.(*tls.Conn); ok {
 		return c, r.enrollTLS(tc, rw.Reader, c)
 	}
@@ -217,9 +232,21 @@ func (r *Reactor) enroll(nc net.Conn, br *bufio.Reader, c *Conn) error {
 	c.remote, c.local = nc.RemoteAddr(), nc.LocalAddr()
 	if _, err := r.client.EnrollContext(nc, c); err != nil {
 		_ = nc.Close()
+		if c.admitted {
+			r.release(ipKey(c.remote.String()))
+		}
 		return fmt.Errorf("runtime: enroll: %w", err)
 	}
 	return nil
+}
+
+// ipKey is the admission key of an address "host:port": the host.
+func ipKey(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 // beginHandoff counts a connection on its way into the reactor, so Shutdown

@@ -13,7 +13,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -672,5 +674,82 @@ func TestAutobahnLargestMessages(t *testing.T) {
 				t.Fatalf("got %v with %d bytes", typ, len(got))
 			}
 		})
+	}
+}
+
+// TestLargeMessageReceiveCostIsLinear: a large frame arrives over many reads.
+// Re-reading (copying) everything buffered so far on every read makes the
+// server's work grow with the square of the message size; a 16 MiB message
+// (the default MaxMessage) then costs gigabytes of copying, a cheap way for a
+// client to burn server CPU. The bytes the process allocates while receiving
+// one message must stay a small multiple of its size.
+func TestLargeMessageReceiveCostIsLinear(t *testing.T) {
+	const size = 4 << 20
+	ts := newTestServer(t, Config{})
+	got := make(chan int, 1)
+	h := &funcHandler{onMessage: func(_ *Conn, msg []byte, _ bool) { got <- len(msg) }}
+	addr, _ := serveHandler(t, ts.r, h, nil)
+	nc, _, err := rawHandshake(&net.Dialer{}, addr, "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := clientFrame(finBinary, make([]byte, size))
+
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	// Many small writes, as a slow client (or the network) delivers them.
+	for b := frame; len(b) > 0; b = b[min(len(b), 16<<10):] {
+		if _, err := nc.Write(b[:min(len(b), 16<<10)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case n := <-got:
+		if n != size {
+			t.Fatalf("message of %d bytes, want %d", n, size)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("message not delivered")
+	}
+	goruntime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d MiB while receiving a %d MiB message", alloc>>20, size>>20)
+	if alloc > 16*size {
+		t.Fatalf("allocated %d MiB to receive %d MiB: the partial frame is copied on every read", alloc>>20, size>>20)
+	}
+}
+
+// TestBytesInCountsEachByteOnce: Stats().BytesIn counts what arrived, not
+// what was parsed: a frame that spans many reads is offered to the parser
+// again with each read, and must not be counted again.
+func TestBytesInCountsEachByteOnce(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	got := make(chan int, 4)
+	h := &funcHandler{onMessage: func(_ *Conn, msg []byte, _ bool) { got <- len(msg) }}
+	addr, _ := serveHandler(t, ts.r, h, nil)
+	nc, _, err := rawHandshake(&net.Dialer{}, addr, "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stream := append(clientFrame(finBinary, make([]byte, 1<<20)), clientFrame(finText, []byte("end"))...)
+	for b := stream; len(b) > 0; b = b[min(len(b), 4<<10):] {
+		if _, err := nc.Write(b[:min(len(b), 4<<10)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []int{1 << 20, 3} {
+		select {
+		case n := <-got:
+			if n != want {
+				t.Fatalf("message of %d bytes, want %d", n, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("message not delivered")
+		}
+	}
+	if in := ts.r.Stats().BytesIn; in != uint64(len(stream)) {
+		t.Fatalf("Stats().BytesIn = %d, want the %d bytes sent", in, len(stream))
 	}
 }

@@ -70,6 +70,7 @@ type Conn struct {
 	inputDone bool  // after a close frame or a protocol error, input is dropped
 	lastRead  int64 // coarse clock of the last read
 	closeAt   int64 // when a closing connection is cut even if not flushed
+	leftIn    int   // bytes left in gnet's inbound buffer by the last traffic (already counted)
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
@@ -405,12 +406,18 @@ func (c *Conn) opened(gc gnet.Conn, lp *loop) {
 // traffic runs on the loop when bytes arrived.
 func (c *Conn) traffic() gnet.Action {
 	gc := c.gc
-	buf, _ := gc.Peek(-1)
-	if len(buf) == 0 {
+	in := gc.InboundBuffered()
+	if in == 0 {
 		return gnet.None
 	}
 	c.lastRead = c.r.now.Load()
-	c.r.stats.bytesIn.Add(uint64(len(buf)))
+	// Bytes left unconsumed last time are offered again: count only new ones.
+	c.r.stats.bytesIn.Add(uint64(in - c.leftIn))
+	c.leftIn = in
+	if c.x == nil && c.wsr != nil && in < c.wsr.need {
+		return gnet.None // the pending frame cannot be complete yet: do not Peek (copy) it again
+	}
+	buf, _ := gc.Peek(-1)
 	c.mu.Lock()
 	c.inTraffic = true
 	c.mu.Unlock()
@@ -433,6 +440,10 @@ func (c *Conn) traffic() gnet.Action {
 		}
 	} else if n := c.consume(buf); n > 0 {
 		_, _ = gc.Discard(n)
+		c.leftIn = len(buf) - n
+	}
+	if c.x != nil {
+		c.leftIn = 0 // the TLS and carry paths discard everything
 	}
 	c.endCallback()
 	return gnet.None

@@ -45,6 +45,12 @@ func feedWS(server bool, stream []byte, chunks []int) ([]string, *CloseError, in
 	for _, n := range chunks {
 		inbound = append(inbound, stream[off:off+n]...)
 		off += n
+		if len(inbound) < p.need {
+			// As Conn does: no parse until the incomplete frame can be
+			// complete. A need that is too high loses events, which the
+			// comparison with a whole parse catches.
+			continue
+		}
 		used, cerr := p.parse(inbound, rec)
 		if used < 0 || used > len(inbound) {
 			panic(fmt.Sprintf("parse consumed %d of %d bytes", used, len(inbound)))
@@ -57,6 +63,9 @@ func feedWS(server bool, stream []byte, chunks []int) ([]string, *CloseError, in
 			return rec.events, nil, total
 		}
 		inbound = append(inbound[:0], inbound[used:]...)
+		if p.need <= len(inbound) {
+			panic(fmt.Sprintf("parse stopped with %d bytes left but asks for only %d", len(inbound), p.need))
+		}
 	}
 	return rec.events, nil, total
 }

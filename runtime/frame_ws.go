@@ -36,6 +36,13 @@ type wsReader struct {
 	fragging bool
 	fragText bool
 	frag     []byte
+
+	// need is set by parse when it stops at an incomplete frame: the
+	// unconsumed input must grow to at least need bytes before parse can
+	// make progress. The caller skips parsing until then, so a large frame
+	// arriving over many reads is not re-examined (and re-copied by gnet's
+	// Peek) on every read. It is a lower bound: 0 means "parse again".
+	need int
 }
 
 // frameSink receives what the parser completes; it returns false to stop
@@ -53,12 +60,15 @@ type wsEvent struct {
 // complete message or control frame. It returns the number of bytes consumed.
 // A protocol violation returns a non-nil *CloseError with the code to send;
 // the caller then closes the connection and ignores further input.
-// buf is unmasked in place.
+// buf is unmasked in place. When it stops at an incomplete frame it sets
+// p.need (see wsReader).
 func (p *wsReader) parse(buf []byte, sink frameSink) (int, *CloseError) {
+	p.need = 0
 	consumed := 0
 	for {
 		b := buf[consumed:]
 		if len(b) < 2 {
+			p.need = 2
 			return consumed, nil
 		}
 		fin := b[0]&0x80 != 0
@@ -70,12 +80,14 @@ func (p *wsReader) parse(buf []byte, sink frameSink) (int, *CloseError) {
 		switch length {
 		case 126:
 			if len(b) < 4 {
+				p.need = 4
 				return consumed, nil
 			}
 			length = uint64(binary.BigEndian.Uint16(b[2:]))
 			hdr = 4
 		case 127:
 			if len(b) < 10 {
+				p.need = 10
 				return consumed, nil
 			}
 			length = binary.BigEndian.Uint64(b[2:])
@@ -109,12 +121,14 @@ func (p *wsReader) parse(buf []byte, sink frameSink) (int, *CloseError) {
 		var mask [4]byte
 		if masked {
 			if len(b) < hdr+4 {
+				p.need = hdr + 4
 				return consumed, nil
 			}
 			copy(mask[:], b[hdr:hdr+4])
 			hdr += 4
 		}
 		if uint64(len(b)-hdr) < length {
+			p.need = hdr + int(length)
 			return consumed, nil
 		}
 		payload := b[hdr : hdr+int(length)]

@@ -189,16 +189,27 @@ func (r *Reactor) tick() {
 	defer close(r.tickDone)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	lastSweep := time.Now()
+	lastSweep, lastGate := time.Now(), time.Now()
+	// Sweep often enough that PingInterval and IdleTimeout keep their
+	// meaning when they are short: at most a second, at least a tick.
+	every := time.Second
+	for _, d := range []time.Duration{r.cfg.PingInterval / 2, r.cfg.IdleTimeout / 4} {
+		if d > 0 && d < every {
+			every = max(d, 5*time.Millisecond)
+		}
+	}
 	for {
 		select {
 		case <-r.stopTick:
 			return
 		case now := <-t.C:
 			r.now.Store(now.UnixNano())
-			sweep := now.Sub(lastSweep) >= time.Second
+			sweep := now.Sub(lastSweep) >= every
 			if sweep {
 				lastSweep = now
+			}
+			if now.Sub(lastGate) >= time.Second {
+				lastGate = now
 				r.sweepGate()
 			}
 			for _, lp := range r.loopList() {

@@ -414,39 +414,54 @@ func (c *Conn) traffic() gnet.Action {
 	// Bytes left unconsumed last time are offered again: count only new ones.
 	c.r.stats.bytesIn.Add(uint64(in - c.leftIn))
 	c.leftIn = in
-	if c.x == nil && c.wsr != nil && in < c.wsr.need {
+	x := c.x
+	direct := x == nil || (x.tls == nil && x.carry == nil) // parse gnet's buffer in place
+	if direct && c.wsr != nil && in < c.wsr.need {
 		return gnet.None // the pending frame cannot be complete yet: do not Peek (copy) it again
 	}
 	buf, _ := gc.Peek(-1)
 	c.mu.Lock()
 	c.inTraffic = true
 	c.mu.Unlock()
-	if x := c.x; x != nil && x.tls != nil {
+	switch {
+	case direct:
+		if n := c.consume(buf); n > 0 {
+			_, _ = gc.Discard(n)
+			c.leftIn = len(buf) - n
+		}
+	case x.tls != nil:
 		_, _ = gc.Discard(len(buf))
+		c.leftIn = 0
 		ok := c.readTLS(buf)
-		n := c.consume(x.carry)
-		x.carry = append(x.carry[:0], x.carry[n:]...)
+		c.consumeCarry()
 		if !ok {
 			_ = c.Close(0, "")
 		}
-	} else if x != nil && x.carry != nil {
+	default:
 		// Rare: a partial frame was buffered by net/http before the hand-off.
-		x.carry = append(x.carry, buf...)
 		_, _ = gc.Discard(len(buf))
-		n := c.consume(x.carry)
-		x.carry = append(x.carry[:0], x.carry[n:]...)
+		c.leftIn = 0
+		x.carry = append(x.carry, buf...)
+		c.consumeCarry()
 		if len(x.carry) == 0 {
 			x.carry = nil
 		}
-	} else if n := c.consume(buf); n > 0 {
-		_, _ = gc.Discard(n)
-		c.leftIn = len(buf) - n
-	}
-	if c.x != nil {
-		c.leftIn = 0 // the TLS and carry paths discard everything
 	}
 	c.endCallback()
 	return gnet.None
+}
+
+// consumeCarry parses what x.carry holds and keeps the incomplete rest;
+// below the parser's need it does not even look, so a large message over
+// many reads costs linear time. Loop only.
+func (c *Conn) consumeCarry() {
+	x := c.x
+	if c.wsr != nil && len(x.carry) < c.wsr.need {
+		return
+	}
+	if n := c.consume(x.carry); n > 0 {
+		x.carry = append(x.carry[:0], x.carry[n:]...)
+	}
 }
 
 // endCallback leaves callback context and flushes what the callback queued. Loop only.

@@ -102,7 +102,7 @@ func newHub(opts *Options, enc encoders) *Hub {
 // Caller holds mu (or owns h exclusively).
 func (h *Hub) allocIDLocked() uint32 {
 	for {
-		id := rand.Uint32()
+		id := randomID()
 		if id == 0 {
 			continue
 		}
@@ -299,3 +299,14 @@ func (h *Hub) deliverServer(msg []byte) {
 // per-process randomly seeded ChaCha8, unpredictable enough for a
 // challenge/response nonce.
 func randSeed() uint32 { return rand.Uint32() }
+
+// minRandomID keeps random IDs out of [1, 2^26): gopher-lua stores a table
+// key below 2^26 in the table's array part and fills it with nils up to the
+// key, so Lua code doing peers[etid] = x would allocate up to a gigabyte.
+// Pre-assigned IDs may still be small.
+const minRandomID = 1 << 26
+
+// randomID returns a random ID in [minRandomID, 2^32).
+func randomID() uint32 {
+	return minRandomID + rand.Uint32N(1<<32-minRandomID)
+}

@@ -63,6 +63,10 @@ type Peer struct {
 	created   int                 // names this peer created (MaxTopicsPerPeer)
 
 	drops atomic.Uint64
+	// why is the reason chosen by the hub for a Disconnect it sent; the
+	// transport close that the peer's reaction triggers reports it instead
+	// of a plain I/O error.
+	why atomic.Pointer[error]
 
 	umu      sync.Mutex
 	userData any
@@ -286,8 +290,7 @@ func (h *Hub) admit(p *Peer) {
 		}
 		want = old.Etid()
 		h.mu.Unlock()
-		old.send(AppendDisconnect(nil, "reconnect"))
-		h.terminate(old, ErrReconnect)
+		h.disconnect(old, "reconnect", ErrReconnect)
 	}
 	etid := want
 	if etid != 0 {
@@ -324,6 +327,17 @@ type keepAliver interface {
 // closed is the transport's OnClose. Runs on p's event loop.
 func (h *Hub) closed(p *Peer, err error) { h.terminate(p, err) }
 
+// disconnect sends Disconnect with reason (none when reason is "") and
+// terminates p with err. err is recorded before anything is sent, so a close
+// caused by the peer's reaction cannot report a mere I/O error instead.
+func (h *Hub) disconnect(p *Peer, reason string, err error) {
+	p.why.CompareAndSwap(nil, &err)
+	if reason != "" {
+		p.send(AppendDisconnect(nil, reason))
+	}
+	h.terminate(p, err)
+}
+
 // terminate removes p from every table exactly once (§1.6 step 7): UID and
 // ETID entries, every subscription (Change to those topics' observers),
 // Change(etid, 0) to its ETID observers, its own observer registrations; then
@@ -333,6 +347,9 @@ func (h *Hub) closed(p *Peer, err error) { h.terminate(p, err) }
 func (h *Hub) terminate(p *Peer, err error) {
 	if p.server {
 		return
+	}
+	if why := p.why.Load(); why != nil {
+		err = *why
 	}
 	var later []func()
 	h.mu.Lock()
@@ -410,8 +427,7 @@ func (h *Hub) clientPublish(p *Peer, msg []byte) {
 	tid := binary.BigEndian.Uint32(msg[1:])
 	ptid := binary.BigEndian.Uint32(msg[5:])
 	if ptid != p.Etid() {
-		p.send(AppendDisconnect(nil, "corrupt frame"))
-		h.terminate(p, ErrCorruptFrame)
+		h.disconnect(p, "corrupt frame", ErrCorruptFrame)
 		return
 	}
 	if h.hooks.OnPublish == nil && h.hooks.OnPublishAsync == nil && h.hooks.OnDrop == nil {

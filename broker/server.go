@@ -257,10 +257,7 @@ func (h *Hub) Shutdown(msg string, etid uint32) {
 	}
 	h.mu.Unlock()
 	for _, p := range victims {
-		if msg != "" {
-			p.send(AppendDisconnect(nil, msg))
-		}
-		h.terminate(p, ErrShutdown)
+		h.disconnect(p, msg, ErrShutdown)
 	}
 }
 

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 )
@@ -57,8 +56,8 @@ func (h *Hub) subtopicLocked(name string, id uint32) uint32 {
 		}
 	}
 	for id == 0 {
-		c := rand.Uint32()
-		if _, used := h.subIDs[c]; !used && c != 0 {
+		c := randomID()
+		if _, used := h.subIDs[c]; !used {
 			id = c
 		}
 	}

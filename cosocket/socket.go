@@ -131,7 +131,11 @@ func (s *Socket) deliverVM(*lua.LState) {
 	if s.reader.live() && !s.paused {
 		if vals, ok := s.take(); ok {
 			if vals[0] == lua.LNil {
-				s.readAfter++ // the close was reported: one more read raises
+				// The close: mark the socket dead before the reader runs
+				// (markDead wakes it), so one more read raises as in BAS.
+				s.readAfter++
+				s.markDead()
+				return
 			}
 			s.wake(vals...)
 		}

@@ -53,37 +53,42 @@ type Conn struct {
 	r         *Reactor
 	h         Handler
 	remote    net.Addr
-	local     net.Addr
-	framing   Framing
-	client    bool // WebSocket client role: our frames are masked
-	admitted  bool // counted by the admission gate (released on close)
+	x         *connExtra // rarely needed state; nil for a plain idle connection
 	highWater int32
 	maxQueue  int32
 	maxMsg    int32
 	loopIdx   atomic.Int32
-	x         *connExtra // rarely needed state; nil for a plain idle connection
+	framing   Framing
+	client    bool // WebSocket client role: our frames are masked
+	admitted  bool // counted by the admission gate (released on close)
 
 	// Loop-only state.
-	gc        gnet.Conn
-	wsr       *wsReader // allocated with the first WebSocket input
 	isOpen    bool
 	inputDone bool  // after a close frame or a protocol error, input is dropped
-	lastRead  int64 // coarse clock of the last read
-	closeAt   int64 // when a closing connection is cut even if not flushed
-	leftIn    int   // bytes left in gnet's inbound buffer by the last traffic (already counted)
+	leftIn    int32 // bytes left in gnet's inbound buffer by the last traffic (already counted)
+	gc        gnet.Conn
+	wsr       *wsReader // allocated with the first WebSocket input
+	lastRead  int64     // coarse clock of the last read
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
 
-	mu        sync.Mutex // guards lp, snd, the flags below, closeErr and userData
-	lp        *loop
-	snd       *sendState // allocated with the first send
+	mu        sync.Mutex // guards lp, snd, cls, the flags below and userData
 	dirty     bool       // flush pending (in a loop's dirty list, or in traffic)
 	inTraffic bool       // the loop is inside a callback of this Conn: it flushes after
 	closing   bool
 	dead      bool
-	closeErr  error
+	lp        *loop
+	snd       *sendState  // allocated with the first send
+	cls       *closeState // allocated by the first close
 	userData  any
+}
+
+// closeState is what a closing connection needs, allocated on Close so that
+// open connections do not carry it. Guarded by Conn.mu.
+type closeState struct {
+	err error // reported to OnClose (the close the peer sent or we chose)
+	at  int64 // when the close is forced even if the queue is not flushed
 }
 
 // connExtra holds what few connections need, so an idle plain connection
@@ -147,8 +152,18 @@ func (c *Conn) Protocol() string {
 // RemoteAddr returns the peer's address. Any goroutine.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-// LocalAddr returns the local address. Any goroutine.
-func (c *Conn) LocalAddr() net.Addr { return c.local }
+// LocalAddr returns the local address, or nil once the connection is
+// closed (gnet holds it; a Conn does not keep a copy, to stay small). Any
+// goroutine.
+func (c *Conn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.gc == nil {
+		return nil
+	}
+	// closed() sets dead under mu before gnet releases the address.
+	return c.gc.LocalAddr()
+}
 
 // Loop returns the index of the connection's event loop, for
 // Reactor.ExecuteOn. Any goroutine.
@@ -351,8 +366,8 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 	}
 	c.closing = true
 	c.closingFlag.Store(true)
-	if c.closeErr == nil {
-		c.closeErr = report
+	if c.cls == nil {
+		c.cls = &closeState{err: report}
 	}
 	wake := false
 	if !c.dirty {
@@ -412,8 +427,8 @@ func (c *Conn) traffic() gnet.Action {
 	}
 	c.lastRead = c.r.now.Load()
 	// Bytes left unconsumed last time are offered again: count only new ones.
-	c.r.stats.bytesIn.Add(uint64(in - c.leftIn))
-	c.leftIn = in
+	c.r.stats.bytesIn.Add(uint64(in - int(c.leftIn)))
+	c.leftIn = int32(in)
 	x := c.x
 	direct := x == nil || (x.tls == nil && x.carry == nil) // parse gnet's buffer in place
 	if direct && c.wsr != nil && in < c.wsr.need {
@@ -427,7 +442,7 @@ func (c *Conn) traffic() gnet.Action {
 	case direct:
 		if n := c.consume(buf); n > 0 {
 			_, _ = gc.Discard(n)
-			c.leftIn = len(buf) - n
+			c.leftIn = int32(len(buf) - n)
 		}
 	case x.tls != nil:
 		_, _ = gc.Discard(len(buf))
@@ -601,9 +616,6 @@ func (c *Conn) afterFlush(out int, closing bool) {
 	if !c.isOpen {
 		return
 	}
-	if closing && c.closeAt == 0 {
-		c.closeAt = c.r.now.Load() + int64(c.r.cfg.CloseTimeout)
-	}
 	if out > 0 || closing {
 		c.lp.watch(c)
 	}
@@ -624,12 +636,16 @@ func (c *Conn) checkDrain(now int64) {
 	}
 	q := c.queuedLocked()
 	closing := c.closing
+	cutAt := int64(0)
+	if closing {
+		if c.cls.at == 0 {
+			c.cls.at = now + int64(c.r.cfg.CloseTimeout)
+		}
+		cutAt = c.cls.at
+	}
 	c.mu.Unlock()
 	if closing {
-		if c.closeAt == 0 {
-			c.closeAt = now + int64(c.r.cfg.CloseTimeout)
-		}
-		if q == 0 || now >= c.closeAt {
+		if q == 0 || now >= cutAt {
 			_ = c.lp.el.Close(c.gc) // runs closed() synchronously
 		}
 		return
@@ -661,7 +677,10 @@ func (c *Conn) closed(err error) {
 	c.dead = true
 	c.closingFlag.Store(true)
 	c.snd = nil
-	report := c.closeErr
+	var report error
+	if c.cls != nil {
+		report = c.cls.err
+	}
 	c.mu.Unlock()
 	c.wsr = nil
 	if x := c.x; x != nil {

@@ -131,7 +131,7 @@ func (r *Reactor) enrollTLS(tc *tls.Conn, br *bufio.Reader, c *Conn) error {
 		b, _ := br.Peek(br.Buffered())
 		x.carry = append([]byte(nil), b...)
 	}
-	c.remote, c.local = tc.RemoteAddr(), tc.LocalAddr()
+	c.remote = tc.RemoteAddr()
 	x.tls, x.sw = tc, sw
 	sw.switched = true
 	if _, err := r.client.EnrollContext(sw.TCPConn, c); err != nil {

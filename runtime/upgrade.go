@@ -229,7 +229,7 @@ func (r *Reactor) enroll(nc net.Conn, br *bufio.Reader, c *Conn) error {
 		b, _ := br.Peek(br.Buffered())
 		c.extra().carry = append([]byte(nil), b...)
 	}
-	c.remote, c.local = nc.RemoteAddr(), nc.LocalAddr()
+	c.remote = nc.RemoteAddr()
 	if _, err := r.client.EnrollContext(nc, c); err != nil {
 		_ = nc.Close()
 		if c.admitted {

@@ -200,11 +200,18 @@ function TestWriteBackpressure()
     writer_done = true
   end)
   -- The peer does not read: the cosocket writer is suspended, not refused.
-  waitfor(function() return w:state() == "write" end)
+  local ok, err = pcall(waitfor, function() return w:state() == "write" end)
+  assert(ok, "writer never suspended: state " .. tostring(w:state()) .. ", written " .. written .. ", done " .. tostring(writer_done))
   assert(not writer_done)
-  -- A non-cosocket writer (a timer) gets nil, queuedBytes instead.
+  -- A non-cosocket writer (a timer) gets nil, queuedBytes instead, at the
+  -- latest once its own write has filled the queue past queuelen.
   local r1, r2
-  ba.timer(function() r1, r2 = w:write(chunk) end):set(1, true)
+  ba.timer(function()
+    for i = 1, 10 do
+      r1, r2 = w:write(chunk)
+      if not r1 then break end
+    end
+  end):set(1, true)
   waitfor(function() return r2 ~= nil end)
   eq(r1, nil); assert(type(r2) == "number" and r2 >= 16384, tostring(r2))
   -- Once the peer reads, the writer resumes and finishes.

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/tarponrt/tarpon/bench/loadgen"
+)
+
+// EchoOptions configures the echo scenario.
+type EchoOptions struct {
+	URL      string
+	Conns    int
+	Size     int
+	Batch    int     // frames per TCP write
+	Rate     float64 // total msgs/s; 0 = closed loop
+	Text     bool
+	Warmup   time.Duration
+	Duration time.Duration
+	Loops    int // generator goroutines (default 1)
+	Sources  int
+	Parallel int
+	Timeout  time.Duration
+	Server   Server
+}
+
+// EchoSummary is one echo run. Latencies are in microseconds.
+type EchoSummary struct {
+	Peer       string  `json:"peer,omitempty"`
+	Mode       string  `json:"mode"` // "closed" or "rate"
+	Conns      int     `json:"conns"`
+	Opened     int     `json:"opened"`
+	Size       int     `json:"size"`
+	Batch      int     `json:"batch"`
+	Rate       float64 `json:"rate,omitempty"`
+	Messages   int64   `json:"messages"`
+	WindowSecs float64 `json:"window_secs"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+
+	Min  float64 `json:"min_us"`
+	P50  float64 `json:"p50_us"`
+	P90  float64 `json:"p90_us"`
+	P99  float64 `json:"p99_us"`
+	P999 float64 `json:"p999_us"`
+	Max  float64 `json:"max_us"`
+	Mean float64 `json:"mean_us"`
+
+	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg"` // -1 unknown
+	ClientCPUPerMsg float64 `json:"client_cpu_us_per_msg"`
+	ServerCores     float64 `json:"server_cores"` // average cores busy during the window
+	ClientCores     float64 `json:"client_cores"`
+	ServerGCs       int64   `json:"server_gcs"` // -1 unknown
+	Lost            int     `json:"lost_conns"`
+	Unexpected      int64   `json:"unexpected,omitempty"`
+	Backlogged      int64   `json:"backlogged,omitempty"`
+	FirstError      string  `json:"first_error,omitempty"`
+	Err             string  `json:"error,omitempty"`
+}
+
+// Percentiles fills the latency fields from h (ns values) in µs.
+func (s *EchoSummary) Percentiles(h *hdrhistogram.Histogram) {
+	us := func(v int64) float64 { return float64(v) / 1e3 }
+	s.Min = us(h.Min())
+	s.P50 = us(h.ValueAtQuantile(50))
+	s.P90 = us(h.ValueAtQuantile(90))
+	s.P99 = us(h.ValueAtQuantile(99))
+	s.P999 = us(h.ValueAtQuantile(99.9))
+	s.Max = us(h.Max())
+	s.Mean = h.Mean() / 1e3
+}
+
+// RunEcho runs the echo scenario: dial Conns, drive them for Warmup +
+// Duration, and measure the window. It never panics; problems land in Err.
+func RunEcho(opt EchoOptions) EchoSummary {
+	if opt.Batch < 1 {
+		opt.Batch = 1
+	}
+	if opt.Sources <= 0 {
+		opt.Sources = 4
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = 32
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 5 * time.Second
+	}
+	sum := EchoSummary{Mode: "closed", Conns: opt.Conns, Size: opt.Size, Batch: opt.Batch,
+		ServerCPUPerMsg: -1, ServerGCs: -1, ServerCores: -1}
+	if opt.Rate > 0 {
+		sum.Mode, sum.Rate = "rate", opt.Rate
+	}
+	t, err := loadgen.ParseURL(opt.URL)
+	if err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	if opt.Conns <= 0 || opt.Duration <= 0 {
+		sum.Err = "bench: echo needs --conns > 0 and --duration > 0"
+		return sum
+	}
+	if _, err := loadgen.RaiseFDLimit(); err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	srv := resolveServer(opt.Server)
+	dr := loadgen.DialMany(t, opt.Conns, loadgen.SourceAddrs(opt.Sources), opt.Parallel, opt.Timeout)
+	defer loadgen.CloseAll(dr.FDs)
+	sum.Opened = len(dr.FDs)
+	if dr.Failed > 0 {
+		sum.FirstError = fmt.Sprintf("%d of %d dials failed: %s", dr.Failed, opt.Conns, dr.FirstError)
+	}
+	if len(dr.FDs) == 0 {
+		sum.Err = "bench: no connection opened: " + dr.FirstError
+		return sum
+	}
+
+	var w window
+	res, err := loadgen.RunEcho(dr.FDs, dr.Extra, loadgen.EchoConfig{
+		Size: opt.Size, Batch: opt.Batch, Rate: opt.Rate, Text: opt.Text,
+		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
+	})
+	if err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	sum.Messages = res.Received
+	sum.WindowSecs = res.Window.Seconds()
+	if sum.WindowSecs > 0 {
+		sum.MsgsPerSec = float64(res.Received) / sum.WindowSecs
+		sum.ClientCores = w.clientCPU().Seconds() / sum.WindowSecs
+		if w.serverOK {
+			sum.ServerCores = w.serverCPU().Seconds() / sum.WindowSecs
+		}
+	}
+	if res.Received > 0 {
+		sum.ClientCPUPerMsg = float64(w.clientCPU().Microseconds()) / float64(res.Received)
+		if w.serverOK {
+			sum.ServerCPUPerMsg = float64(w.serverCPU().Microseconds()) / float64(res.Received)
+		}
+		sum.Percentiles(res.Hist)
+	}
+	sum.ServerGCs = w.gcs()
+	sum.Lost = res.Lost
+	sum.Unexpected = res.Unexpected
+	sum.Backlogged = res.Backlogged
+	if res.FirstError != "" && sum.FirstError == "" {
+		sum.FirstError = res.FirstError
+	}
+	return sum
+}

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tarponrt/tarpon/bench/loadgen"
+)
+
+// FanoutProtocols maps --proto names to fan-out protocol adapters. "bcast"
+// speaks to the *-bcast peers; an SMQ adapter is added here by name.
+var FanoutProtocols = map[string]loadgen.FanoutProtocol{
+	"bcast": loadgen.Bcast{},
+}
+
+// FanoutOptions configures the fan-out scenario: Subs subscribers on URL,
+// Pubs publishers on PubURL publishing Size-byte messages at Rate per
+// second in total; every subscriber should receive every message.
+type FanoutOptions struct {
+	URL      string
+	PubURL   string // default: URL with ?pub=1 (bcast peers: publish only)
+	Proto    string // key of FanoutProtocols; default "bcast"
+	Subs     int
+	Pubs     int
+	Rate     float64
+	Size     int
+	Warmup   time.Duration
+	Duration time.Duration
+	Loops    int
+	Sources  int
+	Parallel int
+	Timeout  time.Duration
+	Server   Server
+}
+
+// FanoutSummary is one fan-out run. Latencies in µs, publish to delivery.
+type FanoutSummary struct {
+	Peer        string  `json:"peer,omitempty"`
+	Subs        int     `json:"subs"`
+	Pubs        int     `json:"pubs"`
+	Rate        float64 `json:"rate"`
+	Size        int     `json:"size"`
+	Published   int64   `json:"published"`
+	Delivered   int64   `json:"delivered"`
+	Ratio       float64 `json:"delivery_ratio"` // delivered / (published × subs)
+	DeliveriesS float64 `json:"deliveries_per_sec"`
+	WindowSecs  float64 `json:"window_secs"`
+
+	P50  float64 `json:"p50_us"`
+	P99  float64 `json:"p99_us"`
+	P999 float64 `json:"p999_us"`
+	Max  float64 `json:"max_us"`
+
+	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery"` // -1 unknown
+	ClientCPUPerDelivery float64 `json:"client_cpu_us_per_delivery"`
+	ServerGCs            int64   `json:"server_gcs"`
+	Lost                 int     `json:"lost_conns"`
+	FirstError           string  `json:"first_error,omitempty"`
+	Err                  string  `json:"error,omitempty"`
+}
+
+// RunFanout runs the fan-out scenario. It never panics; problems land in Err.
+func RunFanout(opt FanoutOptions) FanoutSummary {
+	sum := FanoutSummary{Subs: opt.Subs, Pubs: opt.Pubs, Rate: opt.Rate, Size: opt.Size,
+		ServerCPUPerDelivery: -1, ServerGCs: -1}
+	if opt.Proto == "" {
+		opt.Proto = "bcast"
+	}
+	proto, ok := FanoutProtocols[opt.Proto]
+	if !ok {
+		sum.Err = fmt.Sprintf("bench: unknown fan-out protocol %q", opt.Proto)
+		return sum
+	}
+	if opt.PubURL == "" {
+		sep := "?"
+		if strings.Contains(opt.URL, "?") {
+			sep = "&"
+		}
+		opt.PubURL = opt.URL + sep + "pub=1"
+	}
+	if opt.Sources <= 0 {
+		opt.Sources = 4
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = 32
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 5 * time.Second
+	}
+	if opt.Subs <= 0 || opt.Pubs <= 0 || opt.Rate <= 0 || opt.Duration <= 0 {
+		sum.Err = "bench: fanout needs --subs, --pubs, --rate and --duration > 0"
+		return sum
+	}
+	st, err := loadgen.ParseURL(opt.URL)
+	if err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	pt, err := loadgen.ParseURL(opt.PubURL)
+	if err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	if _, err := loadgen.RaiseFDLimit(); err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	srv := resolveServer(opt.Server)
+	srcs := loadgen.SourceAddrs(opt.Sources)
+	sd := loadgen.DialMany(st, opt.Subs, srcs, opt.Parallel, opt.Timeout)
+	defer loadgen.CloseAll(sd.FDs)
+	pd := loadgen.DialMany(pt, opt.Pubs, srcs, opt.Parallel, opt.Timeout)
+	defer loadgen.CloseAll(pd.FDs)
+	if sd.Failed+pd.Failed > 0 {
+		sum.FirstError = fmt.Sprintf("%d dials failed: %s%s", sd.Failed+pd.Failed, sd.FirstError, pd.FirstError)
+	}
+	if len(sd.FDs) == 0 || len(pd.FDs) == 0 {
+		sum.Err = "bench: fanout: no connection opened: " + sum.FirstError
+		return sum
+	}
+	conns := func(d *loadgen.DialResult) []loadgen.Conn {
+		out := make([]loadgen.Conn, len(d.FDs))
+		for i, fd := range d.FDs {
+			out[i] = loadgen.Conn{FD: fd, Extra: d.Extra[i]}
+		}
+		return out
+	}
+	var w window
+	res, err := loadgen.RunFanout(conns(sd), conns(pd), loadgen.FanoutConfig{
+		Proto: proto, Size: opt.Size, Rate: opt.Rate, Warmup: opt.Warmup, Duration: opt.Duration,
+		Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
+	})
+	if err != nil {
+		sum.Err = err.Error()
+		return sum
+	}
+	sum.Subs, sum.Pubs = res.Subscribers, res.Publishers
+	sum.Published, sum.Delivered = res.Published, res.Delivered
+	sum.WindowSecs = res.Window.Seconds()
+	if res.Published > 0 {
+		sum.Ratio = float64(res.Delivered) / float64(res.Published*int64(res.Subscribers))
+	}
+	if sum.WindowSecs > 0 {
+		sum.DeliveriesS = float64(res.Delivered) / sum.WindowSecs
+	}
+	if res.Delivered > 0 {
+		us := func(v int64) float64 { return float64(v) / 1e3 }
+		sum.P50 = us(res.Hist.ValueAtQuantile(50))
+		sum.P99 = us(res.Hist.ValueAtQuantile(99))
+		sum.P999 = us(res.Hist.ValueAtQuantile(99.9))
+		sum.Max = us(res.Hist.Max())
+		sum.ClientCPUPerDelivery = float64(w.clientCPU().Microseconds()) / float64(res.Delivered)
+		if w.serverOK {
+			sum.ServerCPUPerDelivery = float64(w.serverCPU().Microseconds()) / float64(res.Delivered)
+		}
+	}
+	sum.ServerGCs = w.gcs()
+	sum.Lost = res.Lost
+	if res.FirstError != "" && sum.FirstError == "" {
+		sum.FirstError = res.FirstError
+	}
+	return sum
+}
+
+// window samples server and client CPU and the server's GC count at the
+// start and end of a measured window.
+type window struct {
+	cli0, cli1, srv0, srv1 time.Duration
+	gc0, gc1               int64
+	serverOK               bool
+	started                bool
+}
+
+func (w *window) sample(srv Server, start bool) {
+	cpu := selfCPU()
+	var sc time.Duration
+	ok := srv.PID > 0 && (start || w.serverOK)
+	if ok {
+		if ps, err := ReadProc(srv.PID); err == nil {
+			sc = ps.CPU
+		} else {
+			ok = false
+		}
+	}
+	gc := int64(-1)
+	if srv.Admin != "" {
+		if st, err := fetchStats(srv.Admin, false); err == nil {
+			gc = int64(st.NumGC)
+		}
+	}
+	if start {
+		w.started = true
+		w.cli0, w.srv0, w.gc0, w.serverOK = cpu, sc, gc, ok
+	} else {
+		w.cli1, w.srv1, w.gc1 = cpu, sc, gc
+		w.serverOK = w.serverOK && ok
+	}
+}
+
+func (w *window) clientCPU() time.Duration { return w.cli1 - w.cli0 }
+func (w *window) serverCPU() time.Duration { return w.srv1 - w.srv0 }
+func (w *window) gcs() int64 {
+	if !w.started || w.gc0 < 0 || w.gc1 < 0 {
+		return -1
+	}
+	return w.gc1 - w.gc0
+}

@@ -1,0 +1,254 @@
+package loadgen
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Target is a parsed ws:// URL: where to connect and what to ask for.
+type Target struct {
+	Addr     [4]byte // IPv4 address (loopback in practice)
+	Port     int
+	HostPort string // Host header
+	Path     string // path and query
+}
+
+// ParseURL parses ws://IPv4:port/path. Names are resolved once here.
+func ParseURL(raw string) (Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Target{}, fmt.Errorf("loadgen: bad url %q: %w", raw, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "http" {
+		return Target{}, fmt.Errorf("loadgen: url %q: only ws:// is supported", raw)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, portStr = u.Host, "80"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return Target{}, fmt.Errorf("loadgen: url %q: bad port", raw)
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return Target{}, fmt.Errorf("loadgen: url %q: %w", raw, err)
+	}
+	var t Target
+	found := false
+	for _, ip := range ips {
+		if v4 := ip.To4(); v4 != nil {
+			copy(t.Addr[:], v4)
+			found = true
+			break
+		}
+	}
+	if !found {
+		return Target{}, fmt.Errorf("loadgen: url %q: no IPv4 address", raw)
+	}
+	t.Port = port
+	t.HostPort = u.Host
+	t.Path = u.RequestURI()
+	return t, nil
+}
+
+// Limit errors: a run that hits one of them was capped by the machine, not
+// by the server, and the report says so.
+var (
+	ErrClientFDLimit = errors.New("loadgen: client process out of file descriptors (EMFILE)")
+	ErrNoPorts       = errors.New("loadgen: no free local port for this source address (EADDRNOTAVAIL)")
+)
+
+// handshake material: one random key per process; the expected accept
+// value is computed once.
+var (
+	wsKey    string
+	wsAccept string
+)
+
+func init() {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	wsKey = base64.StdEncoding.EncodeToString(b[:])
+	h := sha1.Sum([]byte(wsKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	wsAccept = base64.StdEncoding.EncodeToString(h[:])
+}
+
+// DialWS opens a TCP connection from src (an IPv4 address, port chosen by
+// the kernel at connect time) to t, performs the WebSocket client
+// handshake, and returns the socket in non-blocking mode plus any bytes
+// that arrived after the 101 response. It blocks the calling goroutine in
+// poll(2) (bounded by timeout; signals are retried); callers run a few
+// dialers in parallel. The fd belongs to the caller, who must unix.Close it.
+func DialWS(t Target, src [4]byte, timeout time.Duration) (fd int, extra []byte, err error) {
+	deadline := time.Now().Add(timeout)
+	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			return -1, nil, ErrClientFDLimit
+		}
+		return -1, nil, fmt.Errorf("loadgen: socket: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = unix.Close(fd)
+			fd = -1
+		}
+	}()
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if src != ([4]byte{}) {
+		// Let connect pick the port per 4-tuple, not bind per address, so
+		// each source address gives a full ephemeral range per server.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src}); err != nil {
+			if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
+				return -1, nil, ErrNoPorts
+			}
+			return -1, nil, fmt.Errorf("loadgen: bind %v: %w", net.IP(src[:]), err)
+		}
+	}
+	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: t.Addr, Port: t.Port})
+	if err == unix.EINPROGRESS || err == unix.EINTR {
+		if err = waitFD(fd, unix.POLLOUT, deadline); err == nil {
+			var soerr int
+			soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err == nil && soerr != 0 {
+				err = unix.Errno(soerr)
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, unix.EADDRNOTAVAIL) {
+			return -1, nil, ErrNoPorts
+		}
+		return -1, nil, fmt.Errorf("loadgen: connect: %w", err)
+	}
+	req := []byte("GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	for len(req) > 0 {
+		n, err := unix.Write(fd, req)
+		switch {
+		case err == unix.EAGAIN:
+			if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
+				return -1, nil, fmt.Errorf("loadgen: handshake write: %w", err)
+			}
+			continue
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return -1, nil, fmt.Errorf("loadgen: handshake write: %w", err)
+		}
+		req = req[n:]
+	}
+	buf := make([]byte, 0, 512)
+	var tmp [512]byte
+	for {
+		n, err := unix.Read(fd, tmp[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
+				return -1, nil, fmt.Errorf("loadgen: handshake read: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return -1, nil, fmt.Errorf("loadgen: handshake read: %w", err)
+		}
+		if n == 0 {
+			return -1, nil, errors.New("loadgen: handshake: server closed the connection")
+		}
+		buf = append(buf, tmp[:n]...)
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			if err := checkResponse(buf[:i]); err != nil {
+				return -1, nil, err
+			}
+			if rest := buf[i+4:]; len(rest) > 0 {
+				extra = append([]byte(nil), rest...)
+			}
+			break
+		}
+		if len(buf) > 8192 {
+			return -1, nil, errors.New("loadgen: handshake: response header too long")
+		}
+	}
+	ok = true
+	return fd, extra, nil
+}
+
+// errTimeout is returned when a dial or handshake passes its deadline.
+var errTimeout = errors.New("timed out")
+
+// waitFD polls fd for events until deadline, retrying on EINTR (the Go
+// runtime's preemption signals interrupt system calls).
+func waitFD(fd int, events int16, deadline time.Time) error {
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			return errTimeout
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Poll(pfd, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}
+
+// checkResponse verifies the status line is 101 and the accept key fits.
+func checkResponse(head []byte) error {
+	lines := strings.Split(string(head), "\r\n")
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "HTTP/1.1 101") {
+		first := ""
+		if len(lines) > 0 {
+			first = lines[0]
+		}
+		return fmt.Errorf("loadgen: handshake refused: %q", first)
+	}
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "Sec-WebSocket-Accept") {
+			if strings.TrimSpace(v) != wsAccept {
+				return errors.New("loadgen: handshake: wrong Sec-WebSocket-Accept")
+			}
+			return nil
+		}
+	}
+	return errors.New("loadgen: handshake: no Sec-WebSocket-Accept")
+}
+
+// SourceAddrs returns n loopback source addresses 127.0.0.1 .. 127.0.0.n
+// (all of 127/8 is local on Linux, no setup needed).
+func SourceAddrs(n int) [][4]byte {
+	if n < 1 {
+		n = 1
+	}
+	if n > 250 {
+		n = 250
+	}
+	out := make([][4]byte, n)
+	for i := range out {
+		out[i] = [4]byte{127, 0, 0, byte(i + 1)}
+	}
+	return out
+}

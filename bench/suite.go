@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// peerStartTimeout bounds how long a peer may take to print its ready line.
+const peerStartTimeout = 15 * time.Second
+
+// peerStopTimeout bounds a peer's graceful shutdown after SIGTERM.
+const peerStopTimeout = 10 * time.Second
+
+// runSuite runs, for each peer in turn and each on a fresh process: idle at
+// every --idle-conns size, echo closed loop (--echo-conns, --size, batch 1)
+// and echo batched (--echo-batch). A peer that fails to start gets rows
+// saying so. Progress goes to log.
+func runSuite(c *config, log io.Writer) *Report {
+	rep := &Report{Started: time.Now(), Machine: readMachine(), Command: c.command()}
+	sizes, err := parseInts(c.idleConns)
+	if err != nil {
+		rep.Failures = append(rep.Failures, PeerFailure{Stage: "flags", Err: err.Error()})
+		return rep
+	}
+	names := splitList(c.peerList)
+	echoVariants := []int{1}
+	if c.echoBatch > 1 {
+		echoVariants = append(echoVariants, c.echoBatch)
+	}
+	// with runs fn against a fresh peer; on a start failure it returns the
+	// error text for the caller's row.
+	with := func(name, stage string, fn func(pp *PeerProc)) string {
+		pp, err := StartPeer(name, peerStartTimeout)
+		if err != nil {
+			rep.Failures = append(rep.Failures, PeerFailure{Peer: name, Stage: stage + ": start", Err: err.Error()})
+			return "peer failed to start: " + err.Error()
+		}
+		fn(pp)
+		if err := pp.Stop(peerStopTimeout); err != nil {
+			rep.Failures = append(rep.Failures, PeerFailure{Peer: name, Stage: stage + ": stop", Err: err.Error()})
+		}
+		return ""
+	}
+	for _, name := range names {
+		for _, n := range sizes {
+			fmt.Fprintf(log, "bench: %s idle %d ...\n", name, n)
+			var r IdleResult
+			if msg := with(name, fmt.Sprintf("idle %d", n), func(pp *PeerProc) {
+				r = RunIdle(IdleOptions{URL: pp.URL(peerPath(name)), Conns: n, Procs: c.procs,
+					Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Settle: c.settle,
+					Server: Server{PID: pp.PID, Admin: pp.Admin}})
+			}); msg != "" {
+				r = IdleResult{Target: n, ServerConns: -1, Err: msg}
+			}
+			r.Peer = name
+			rep.Idle = append(rep.Idle, r)
+			fmt.Fprintf(log, "bench:   %s\n", r.line())
+		}
+		for _, batch := range echoVariants {
+			fmt.Fprintf(log, "bench: %s echo %d conns batch %d ...\n", name, c.echoConns, batch)
+			var r EchoSummary
+			if msg := with(name, fmt.Sprintf("echo batch %d", batch), func(pp *PeerProc) {
+				r = RunEcho(EchoOptions{URL: pp.URL(peerPath(name)), Conns: c.echoConns, Size: c.size,
+					Batch: batch, Rate: c.rate, Text: c.text, Warmup: c.warmup, Duration: c.duration,
+					Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout,
+					Server: Server{PID: pp.PID, Admin: pp.Admin}})
+			}); msg != "" {
+				r = EchoSummary{Conns: c.echoConns, Size: c.size, Batch: batch, Mode: "closed", Err: msg,
+					ServerCPUPerMsg: -1, ServerGCs: -1}
+			}
+			r.Peer = name
+			rep.Echo = append(rep.Echo, r)
+			fmt.Fprintf(log, "bench:   %s\n", r.line())
+		}
+	}
+	for _, name := range splitList(c.fanoutPeers) {
+		fmt.Fprintf(log, "bench: %s fanout %d subs %d pubs %g/s ...\n", name, c.subs, c.pubs, c.pubRate)
+		var r FanoutSummary
+		if msg := with(name, "fanout", func(pp *PeerProc) {
+			r = RunFanout(c.fanoutOptions(pp.URL(peerPath(name)), "", Server{PID: pp.PID, Admin: pp.Admin}))
+		}); msg != "" {
+			r = FanoutSummary{Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate, Size: c.size, Err: msg,
+				ServerCPUPerDelivery: -1, ServerGCs: -1}
+		}
+		r.Peer = name
+		rep.Fanout = append(rep.Fanout, r)
+		fmt.Fprintf(log, "bench:   %s\n", r.line())
+	}
+	rep.Finished = time.Now()
+	return rep
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// command reconstructs the suite's command line for the results file.
+func (c *config) command() string {
+	first := "tarpon bench --peers"
+	if c.large {
+		first += " --large"
+	}
+	parts := []string{first,
+		"--peer-list " + c.peerList,
+		"--idle-conns " + c.idleConns,
+		fmt.Sprintf("--echo-conns %d --echo-batch %d --size %d", c.echoConns, c.echoBatch, c.size),
+		fmt.Sprintf("--duration %v --warmup %v --loops %d", c.duration, c.warmup, c.loops),
+	}
+	if c.rate > 0 {
+		parts = append(parts, fmt.Sprintf("--rate %g", c.rate))
+	}
+	if c.reportDir != "" {
+		parts = append(parts, "--report "+c.reportDir)
+	}
+	if c.fanoutPeers != "" {
+		parts = append(parts, fmt.Sprintf("--fanout-peers %s --subs %d --pubs %d --pub-rate %g", c.fanoutPeers, c.subs, c.pubs, c.pubRate))
+	}
+	if c.resultsFile != "" {
+		parts = append(parts, "--results "+c.resultsFile)
+	}
+	return strings.Join(parts, " ")
+}

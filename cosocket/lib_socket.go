@@ -63,6 +63,10 @@ type Lib struct {
 	total      atomic.Int64
 	active     atomic.Int64
 	inboxDrops atomic.Uint64
+
+	// batch defers the event-loop wake-ups of writes made on the VM
+	// goroutine to the end of the scheduler's turn. VM goroutine only.
+	batch runtime.Batch
 }
 
 // Open installs ba.socket and the socket type into loop's VM. Call it on the
@@ -84,6 +88,7 @@ func Open(loop *scheduler.Loop, r *runtime.Reactor, cfg Config) *Lib {
 		cfg.Logger = slog.Default()
 	}
 	lib := &Lib{loop: loop, r: r, cfg: cfg, log: cfg.Logger}
+	loop.OnTurnEnd(lib.batch.Flush)
 	L := loop.L()
 	mt := L.NewTypeMetatable(socketType)
 	methods := L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
@@ -255,12 +260,7 @@ func (lib *Lib) sockWrite(L *lua.LState) int {
 			return pushResults(L, lua.LNil, lua.LNumber(q))
 		}
 	}
-	var err error
-	if text {
-		err = s.conn.SendText(data)
-	} else {
-		err = s.conn.Send(data)
-	}
+	congested, err := s.conn.SendBatched(&lib.batch, data, text)
 	switch err {
 	case nil:
 	case runtime.ErrQueueFull:
@@ -270,7 +270,7 @@ func (lib *Lib) sockWrite(L *lua.LState) int {
 	default:
 		return pushResults(L, lua.LNil, lua.LString(err.Error()))
 	}
-	if cosocketWriter && s.conn.Congested() {
+	if cosocketWriter && congested {
 		// BAS: a cosocket writer is never refused; it waits for the drain.
 		s.writers = append(s.writers, park(t))
 		if s.owner == t {

@@ -28,7 +28,7 @@ func (w waiter) live() bool { return w.t != nil && w.t.Parked() && w.t.ParkSeq()
 
 // rxMsg is one inbound message waiting for sock:read.
 type rxMsg struct {
-	data []byte
+	data string // a string, so Lua gets it without another copy
 	text bool
 }
 
@@ -55,7 +55,7 @@ type Socket struct {
 	dead      bool // closed and reported to Lua
 	readAfter int  // reads on a dead socket; the second raises (BAS)
 	closeCode uint16
-	wsText    bool // sock:write default frame type
+	res       [2]lua.LValue // read's results, reused (see messageResult)
 
 	// Shared with the event loop.
 	mu      sync.Mutex
@@ -98,7 +98,7 @@ func (s *Socket) OnMessage(c *runtime.Conn, msg []byte, text bool) {
 		_ = c.Close(runtime.ClosePolicyViolation, "reader too slow")
 		return
 	}
-	s.rx = append(s.rx, rxMsg{data: append([]byte(nil), msg...), text: text})
+	s.rx = append(s.rx, rxMsg{data: string(msg), text: text})
 	s.rxBytes += len(msg)
 	post := !s.posted
 	s.posted = true
@@ -125,48 +125,71 @@ func (s *Socket) OnClose(_ *runtime.Conn, err error) {
 
 // deliverVM hands queued input to a parked reader and reports a close. VM.
 func (s *Socket) deliverVM(*lua.LState) {
+	// One critical section: clear posted, pop what the reader gets, see
+	// whether the connection is over (reader and paused are VM-only, so
+	// reading them here is safe).
 	s.mu.Lock()
 	s.posted = false
-	s.mu.Unlock()
+	var m rxMsg
+	got, closed := false, false
 	if s.reader.live() && !s.paused {
-		if vals, ok := s.take(); ok {
-			if vals[0] == lua.LNil {
-				// The close: mark the socket dead before the reader runs
-				// (markDead wakes it), so one more read raises as in BAS.
-				s.readAfter++
-				s.markDead()
-				return
-			}
-			s.wake(vals...)
-		}
+		m, got = s.popLocked()
+		closed = !got && s.rxDone
 	}
-	s.mu.Lock()
 	done := s.rxDone && s.rxHead == len(s.rx)
 	s.mu.Unlock()
+	switch {
+	case got:
+		s.wake(s.messageResult(m)...)
+	case closed:
+		// Mark the socket dead before the reader runs (markDead wakes it),
+		// so one more read raises, as in BAS.
+		s.readAfter++
+		s.markDead()
+		return
+	}
 	if done && !s.dead {
 		s.markDead()
 	}
+}
+
+// popLocked takes the oldest queued message. Called with mu held.
+func (s *Socket) popLocked() (rxMsg, bool) {
+	if s.rxHead == len(s.rx) {
+		return rxMsg{}, false
+	}
+	m := s.rx[s.rxHead]
+	s.rx[s.rxHead] = rxMsg{}
+	s.rxHead++
+	s.rxBytes -= len(m.data)
+	if s.rxHead == len(s.rx) {
+		s.rx, s.rxHead = s.rx[:0], 0
+	}
+	return m, true
+}
+
+// messageResult is what read returns for m, in a buffer of the socket's own
+// (the scheduler copies resume values onto the coroutine's stack). VM.
+func (s *Socket) messageResult(m rxMsg) []lua.LValue {
+	s.res[0] = lua.LString(m.data)
+	if s.conn != nil && s.conn.Framing() == runtime.FramingWebSocket {
+		s.res[1] = lua.LBool(m.text)
+		return s.res[:2]
+	}
+	return s.res[:1]
 }
 
 // take pops the next message as read's results, or the close as
 // nil, "socketclosed", code once the queue is empty. VM.
 func (s *Socket) take() ([]lua.LValue, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rxHead < len(s.rx) {
-		m := s.rx[s.rxHead]
-		s.rx[s.rxHead] = rxMsg{}
-		s.rxHead++
-		s.rxBytes -= len(m.data)
-		if s.rxHead == len(s.rx) {
-			s.rx, s.rxHead = s.rx[:0], 0
-		}
-		if s.conn != nil && s.conn.Framing() == runtime.FramingWebSocket {
-			return []lua.LValue{lua.LString(m.data), lua.LBool(m.text)}, true
-		}
-		return []lua.LValue{lua.LString(m.data)}, true
+	m, got := s.popLocked()
+	done := s.rxDone
+	s.mu.Unlock()
+	if got {
+		return s.messageResult(m), true
 	}
-	if s.rxDone {
+	if done {
 		return s.closedResult(), true
 	}
 	return nil, false

@@ -72,6 +72,7 @@ type Conn struct {
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
+	lastOver    atomic.Bool // the last send left the queue over HighWater
 
 	mu        sync.Mutex // guards lp, snd, cls, the flags below and userData
 	dirty     bool       // flush pending (in a loop's dirty list, or in traffic)
@@ -200,11 +201,24 @@ func (c *Conn) Execute(fn func()) error {
 // ErrQueueFull (counted) when the queue would pass MaxQueue (a message on an
 // empty queue is always accepted, whatever its size). Check Congested
 // after a send to apply backpressure. Any goroutine.
-func (c *Conn) Send(msg []byte) error { return c.send(ws.OpBinary, msg) }
+func (c *Conn) Send(msg []byte) error { return c.send(ws.OpBinary, msg, nil) }
 
 // SendText queues msg as a WebSocket text message (as Send for other framings).
 // The caller guarantees msg is valid UTF-8. Any goroutine.
-func (c *Conn) SendText(msg []byte) error { return c.send(ws.OpText, msg) }
+func (c *Conn) SendText(msg []byte) error { return c.send(ws.OpText, msg, nil) }
+
+// SendBatched is Send (or SendText) whose loop wake-up waits for b.Flush.
+// It also reports whether the queue is now over its high-water mark (what
+// Congested would say), saving the writer a second look. The goroutine that
+// owns b only.
+func (c *Conn) SendBatched(b *Batch, msg []byte, text bool) (congested bool, err error) {
+	op := ws.OpBinary
+	if text {
+		op = ws.OpText
+	}
+	err = c.send(op, msg, b)
+	return c.lastOver.Load(), err
+}
 
 // SendEncoded queues frame, already framed for this connection (see
 // AppendServerFrame and AppendLen16), without copying it: a broadcast encodes
@@ -219,7 +233,7 @@ func (c *Conn) SendEncoded(frame []byte) error {
 	q := c.snd
 	q.pending = append(q.pending, frame)
 	q.ownOpen = false
-	c.queued(len(frame))
+	c.queued(len(frame), nil)
 	return nil
 }
 
@@ -231,10 +245,10 @@ func (c *Conn) Ping(payload []byte) error {
 	if len(payload) > maxControlPayload {
 		return errors.New("runtime: ping payload over 125 bytes")
 	}
-	return c.send(ws.OpPing, payload)
+	return c.send(ws.OpPing, payload, nil)
 }
 
-func (c *Conn) send(op ws.OpCode, msg []byte) error {
+func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) error {
 	n := len(msg)
 	switch c.framing {
 	case FramingWebSocket:
@@ -261,7 +275,7 @@ func (c *Conn) send(op ws.OpCode, msg []byte) error {
 		q.own = append(q.own, msg...)
 	}
 	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	c.queued(len(q.own) - before)
+	c.queued(len(q.own)-before, b)
 	return nil
 }
 
@@ -301,11 +315,13 @@ func (c *Conn) queuedLocked() int {
 }
 
 // queued accounts for n queued bytes, schedules a flush and unlocks mu.
-func (c *Conn) queued(n int) {
+func (c *Conn) queued(n int, b *Batch) {
 	c.snd.pendingBytes += n
-	if c.queuedLocked() > int(c.highWater) {
+	over := c.queuedLocked() > int(c.highWater)
+	if over {
 		c.wantDrain.Store(true)
 	}
+	c.lastOver.Store(over)
 	wake := false
 	if !c.dirty {
 		c.dirty = true
@@ -315,7 +331,7 @@ func (c *Conn) queued(n int) {
 	c.mu.Unlock()
 	c.r.stats.msgsOut.Add(1)
 	if wake {
-		lp.markDirty(c)
+		lp.markDirty(c, b)
 	}
 }
 
@@ -377,7 +393,7 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 	lp := c.lp
 	c.mu.Unlock()
 	if wake {
-		lp.markDirty(c)
+		lp.markDirty(c, nil)
 	}
 	return nil
 }
@@ -535,7 +551,7 @@ func (c *Conn) onFrame(ev wsEvent) bool {
 		c.r.stats.msgsIn.Add(1)
 		c.h.OnMessage(c, ev.payload, ev.op == ws.OpText)
 	case ws.OpPing:
-		_ = c.send(ws.OpPong, ev.payload)
+		_ = c.send(ws.OpPong, ev.payload, nil)
 	case ws.OpPong:
 		// lastRead was refreshed by the read itself.
 	case ws.OpClose:

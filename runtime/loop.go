@@ -39,21 +39,51 @@ func (lp *loop) execute(fn func()) error {
 	}))
 }
 
-// markDirty queues c for the next flush pass. Safe for concurrent use.
-func (lp *loop) markDirty(c *Conn) {
+// markDirty queues c for the next flush pass. With a Batch the wake-up of
+// the loop is left to Batch.Flush. Safe for concurrent use.
+func (lp *loop) markDirty(c *Conn, b *Batch) {
 	lp.mu.Lock()
 	lp.dirty = append(lp.dirty, c)
 	wake := !lp.scheduled
 	lp.scheduled = true
 	lp.mu.Unlock()
-	if wake {
-		if err := lp.el.Execute(context.Background(), lp.flushTask); err != nil {
-			// The engine is stopping: nothing will be written any more.
-			lp.mu.Lock()
-			lp.scheduled = false
-			lp.mu.Unlock()
-		}
+	if !wake {
+		return
 	}
+	if b != nil {
+		b.pending = append(b.pending, lp)
+		return
+	}
+	lp.wake()
+}
+
+// wake schedules a flush pass on the loop.
+func (lp *loop) wake() {
+	if err := lp.el.Execute(context.Background(), lp.flushTask); err != nil {
+		// The engine is stopping: nothing will be written any more.
+		lp.mu.Lock()
+		lp.scheduled = false
+		lp.mu.Unlock()
+	}
+}
+
+// Batch gathers the event-loop wake-ups of many sends made by one goroutine
+// and issues them once, in Flush: a goroutine that answers many connections
+// in one turn (the Lua scheduler) then costs each loop one wake-up per turn
+// instead of one per message. A Batch belongs to one goroutine. Until Flush,
+// sends through it wait (and so may others to the same loops): flush at the
+// end of every turn.
+type Batch struct {
+	pending []*loop
+}
+
+// Flush wakes the loops that sends through b left waiting. Owner goroutine only.
+func (b *Batch) Flush() {
+	for i, lp := range b.pending {
+		lp.wake()
+		b.pending[i] = nil
+	}
+	b.pending = b.pending[:0]
 }
 
 // flush writes every dirty connection's queue. Loop only.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	goruntime "runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,28 +267,50 @@ type engine struct {
 	r *Reactor
 }
 
-func (e *engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+func (e *engine) OnOpen(gc gnet.Conn) (out []byte, action gnet.Action) {
 	c, ok := gc.Context().(*Conn)
 	if !ok {
 		return nil, gnet.Close
 	}
+	defer e.recoverHandler(c, "OnOpen", &action)
 	c.opened(gc, e.r.loopFor(gc.EventLoop()))
 	return nil, gnet.None
 }
 
-func (e *engine) OnTraffic(gc gnet.Conn) gnet.Action {
+func (e *engine) OnTraffic(gc gnet.Conn) (action gnet.Action) {
 	c, ok := gc.Context().(*Conn)
 	if !ok {
 		return gnet.Close
 	}
+	defer e.recoverHandler(c, "OnMessage", &action)
 	return c.traffic()
 }
 
-func (e *engine) OnClose(gc gnet.Conn, err error) gnet.Action {
+func (e *engine) OnClose(gc gnet.Conn, err error) (action gnet.Action) {
 	if c, ok := gc.Context().(*Conn); ok {
+		defer e.recoverHandler(c, "OnClose", &action)
 		c.closed(err)
 	}
 	return gnet.None
+}
+
+// recoverHandler turns a panic in a Handler callback (or in the runtime
+// under it) into closing that one connection, so one bad handler cannot
+// take the event loop and every other connection down. The panic is
+// logged with its stack and counted. Deferred by the engine callbacks.
+func (e *engine) recoverHandler(c *Conn, where string, action *gnet.Action) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	e.r.stats.handlerPanics.Add(1)
+	e.r.log.Error("runtime: handler panicked; closing its connection", "callback", where, "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+	c.inputDone = true
+	c.closingFlag.Store(true)
+	c.mu.Lock()
+	c.inTraffic = false // the callback did not reach endCallback
+	c.mu.Unlock()
+	*action = gnet.Close // gnet closes the socket and calls OnClose (closed() is idempotent)
 }
 
 // gnetLogger routes gnet's log lines to slog; gnet's info chatter goes to debug.

@@ -18,6 +18,8 @@ type counters struct {
 	msgsOut     atomic.Uint64
 	queueDrops  atomic.Uint64
 	protoErrors atomic.Uint64
+	// handlerPanics counts Handler callbacks that panicked (their connection was closed).
+	handlerPanics atomic.Uint64
 }
 
 // Stats is a snapshot of a reactor's counters.
@@ -32,6 +34,7 @@ type Stats struct {
 	MessagesOut    uint64
 	QueueDrops     uint64 // sends refused with ErrQueueFull
 	ProtocolErrors uint64 // connections closed for bad input
+	HandlerPanics  uint64 // handler callbacks that panicked (the connection was closed)
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -48,6 +51,7 @@ func (r *Reactor) Stats() Stats {
 		MessagesOut:    s.msgsOut.Load(),
 		QueueDrops:     s.queueDrops.Load(),
 		ProtocolErrors: s.protoErrors.Load(),
+		HandlerPanics:  s.handlerPanics.Load(),
 	}
 	for f := FramingWebSocket; f <= FramingLen16; f++ {
 		st.OpenByFraming[f.String()] = s.openByFrame[f].Load()
@@ -73,6 +77,7 @@ func (r *Reactor) WriteMetrics(w io.Writer) {
 	metric("tarpon_messages_sent_total", "Messages queued for sending.", st.MessagesOut)
 	metric("tarpon_send_queue_drops_total", "Sends refused because a queue was full.", st.QueueDrops)
 	metric("tarpon_protocol_errors_total", "Connections closed for bad input.", st.ProtocolErrors)
+	metric("tarpon_handler_panics_total", "Handler callbacks that panicked; their connection was closed.", st.HandlerPanics)
 	g := &r.gate
 	fmt.Fprintf(w, "# HELP tarpon_connections_refused_total Upgrades refused, by reason.\n# TYPE tarpon_connections_refused_total counter\n")
 	fmt.Fprintf(w, "tarpon_connections_refused_total{reason=\"origin\"} %d\n", g.refusedOrigin.Load())

@@ -106,6 +106,7 @@ type Loop struct {
 	wakeT       *time.Timer
 	wakeFired   atomic.Bool // wakeT fired since the VM last armed it
 	stopping    bool
+	turnEnd     []func() // OnTurnEnd hooks
 	sentinel    *lua.LUserData // the value Park yields
 	threads     []*lua.LState  // recycled pcall child threads
 	entry       *lua.LFunction // root function of pcall child threads
@@ -327,9 +328,26 @@ func (l *Loop) run() {
 		l.fireTimers()
 		if l.stopping {
 			l.shutdown()
+			l.endTurn()
 			return
 		}
+		l.endTurn()
 		l.armWake()
+	}
+}
+
+// OnTurnEnd registers fn to run on the VM goroutine after every turn (one
+// batch of inbox callbacks and due timers), before the loop sleeps. The
+// cosocket package flushes its batched writes there, so one turn that
+// answers many sockets wakes each event loop once. Call before Start or on
+// the VM goroutine.
+func (l *Loop) OnTurnEnd(fn func()) {
+	l.turnEnd = append(l.turnEnd, fn)
+}
+
+func (l *Loop) endTurn() {
+	for _, fn := range l.turnEnd {
+		fn()
 	}
 }
 

@@ -43,6 +43,7 @@ type settings struct {
 	readHeader  time.Duration
 	idleTimeout time.Duration
 	ping        time.Duration
+	loops       int
 }
 
 // appFlag collects repeated -l options.
@@ -102,6 +103,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs.DurationVar(&s.readHeader, "read-header-timeout", 10*time.Second, "time allowed to read a request's headers")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", 0, "close upgraded connections silent this long (0: never)")
 	fs.DurationVar(&s.ping, "ping", 0, "ping WebSocket peers silent this long (0: never)")
+	fs.IntVar(&s.loops, "loops", 0, "reactor event loops (0: one per core)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -117,6 +117,7 @@ func (e exchange) Hijacked()                                  { e.q.MarkHijacked
 
 func start(s *settings, log *slog.Logger) (*server, error) {
 	r, err := runtime.New(runtime.Config{
+		Loops:        s.loops,
 		MaxMessage:   s.maxMessage,
 		HighWater:    s.highWater,
 		PingInterval: s.ping,

@@ -106,7 +106,7 @@ type Loop struct {
 	wakeT       *time.Timer
 	wakeFired   atomic.Bool // wakeT fired since the VM last armed it
 	stopping    bool
-	turnEnd     []func() // OnTurnEnd hooks
+	turnEnd     []func()       // OnTurnEnd hooks
 	sentinel    *lua.LUserData // the value Park yields
 	threads     []*lua.LState  // recycled pcall child threads
 	entry       *lua.LFunction // root function of pcall child threads

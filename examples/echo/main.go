@@ -59,10 +59,14 @@ func main() {
 			}
 		}()
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 		<-sig
+		// http.Server.Shutdown does not see hijacked connections: the
+		// reactor closes those (1001 "going away") and flushes them.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
@@ -73,4 +77,5 @@ func main() {
 		slog.Error("serve", "err", err)
 		os.Exit(1)
 	}
+	<-stopped
 }

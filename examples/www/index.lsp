@@ -12,6 +12,8 @@ local examples = {
      "The browser publishes to \"hello\"; server-side Lua answers with five messages one second apart, sent from the server's ETID 1 to the browser's ETID by a ba.timer coroutine." },
    { "smq/chat.lsp", "SMQ chat",
      "Every browser subscribes to \"chat\" and publishes to it; open two windows. Any text, in any script." },
+   { "smq/devices.lsp", "SMQ devices",
+     "Live readings from devices on the raw TCP transport (run go run ./examples/smqdevice), and a command sent back to one of them." },
 }
 ?>
 <!DOCTYPE html>

@@ -36,6 +36,10 @@ func (c *benchConn) SendEncoded(frame []byte) error {
 	return nil
 }
 
+func (c *benchConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
+	return true, c.SendEncoded(frame)
+}
+
 func (c *benchConn) Congested() bool            { return false }
 func (c *benchConn) Close(uint16, string) error { return nil }
 func (c *benchConn) RemoteAddr() net.Addr       { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }

@@ -41,6 +41,13 @@ func (f *fakeConn) Send(msg []byte) error {
 	return nil
 }
 
+func (f *fakeConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
+	if f.Congested() {
+		return false, nil
+	}
+	return true, f.SendEncoded(frame)
+}
+
 func (f *fakeConn) SendEncoded(frame []byte) error {
 	var msg []byte
 	if f.raw {

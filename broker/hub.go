@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tarponrt/tarpon/runtime"
 )
 
 // conn is what a peer needs from its connection. *runtime.Conn satisfies
@@ -17,6 +19,9 @@ import (
 type conn interface {
 	Send(msg []byte) error          // frames msg for the transport; copies it
 	SendEncoded(frame []byte) error // already framed; shared, not copied
+	// TrySendEncoded queues an already framed message unless the queue is
+	// over its high-water mark (false); b defers the loop wake-up to b.Flush.
+	TrySendEncoded(frame []byte, b *runtime.Batch) (bool, error)
 	Congested() bool
 	Close(code uint16, reason string) error // idempotent
 	RemoteAddr() net.Addr
@@ -194,7 +199,10 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 		if h.sendTo(d, msg, &f) {
 			n = 1
 		}
+		f.batch.Flush()
 	case t != nil:
+		// One wake-up per event loop for the whole fan-out, after every
+		// recipient's queue has the frame.
 		var f frames
 		for _, s := range *t.subs.Load() {
 			if s.server {
@@ -204,6 +212,7 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 				n++
 			}
 		}
+		f.batch.Flush()
 	}
 	if n == 0 {
 		h.undelivered.Add(1)
@@ -213,10 +222,16 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 	return n
 }
 
-// frames holds a message encoded once per transport, filled lazily.
-type frames struct{ ws, raw []byte }
+// frames holds a message encoded once per transport, filled lazily, and the
+// batch of loop wake-ups of one routing call.
+type frames struct {
+	ws, raw []byte
+	batch   runtime.Batch
+}
 
 // sendTo queues msg to client peer s, applying the slow-consumer policy.
+// The caller must call f.batch.Flush() when done: until then the wake-up
+// of s's event loop (and of any send to that loop) waits.
 func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 	if s.state.Load() != stConnected {
 		return false
@@ -224,16 +239,6 @@ func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 	if s.raw && len(msg) > MaxRawMessage {
 		h.oversize.Add(1)
 		h.drops.Add(1)
-		return false
-	}
-	if s.c.Congested() {
-		if h.opts.SlowConsumer == SlowConsumerDisconnect {
-			h.slowCloses.Add(1)
-			h.terminate(s, ErrSlowConsumer)
-		} else {
-			s.drops.Add(1)
-			h.drops.Add(1)
-		}
 		return false
 	}
 	var frame []byte
@@ -248,9 +253,20 @@ func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 		}
 		frame = f.ws
 	}
-	if err := s.c.SendEncoded(frame); err != nil {
+	sent, err := s.c.TrySendEncoded(frame, &f.batch)
+	switch {
+	case err != nil:
 		s.drops.Add(1)
 		h.drops.Add(1)
+		return false
+	case !sent: // over its high-water mark: a slow consumer
+		if h.opts.SlowConsumer == SlowConsumerDisconnect {
+			h.slowCloses.Add(1)
+			h.terminate(s, ErrSlowConsumer)
+		} else {
+			s.drops.Add(1)
+			h.drops.Add(1)
+		}
 		return false
 	}
 	return true

@@ -114,6 +114,7 @@ func (h *Hub) PubOn(data []byte, toEtid, fromEtid, subtid uint32) bool {
 	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), toEtid, fromEtid, subtid, data)
 	var f frames
 	ok := h.sendTo(to, msg, &f)
+	f.batch.Flush()
 	if ok {
 		h.deliveries.Add(1)
 	}

@@ -237,6 +237,28 @@ func (c *Conn) SendEncoded(frame []byte) error {
 	return nil
 }
 
+// TrySendEncoded is SendEncoded for a broadcast: it queues frame only when
+// the queue is not over its high-water mark (false: the caller applies its
+// slow-consumer policy), in one lock where Congested + SendEncoded take two.
+// With a non-nil b the loop's wake-up waits for b.Flush (b's goroutine only).
+func (c *Conn) TrySendEncoded(frame []byte, b *Batch) (bool, error) {
+	c.mu.Lock()
+	if c.queuedLocked() > int(c.highWater) {
+		c.wantDrain.Store(true)
+		c.mu.Unlock()
+		return false, nil
+	}
+	if err := c.admit(len(frame)); err != nil {
+		c.mu.Unlock()
+		return false, err
+	}
+	q := c.snd
+	q.pending = append(q.pending, frame)
+	q.ownOpen = false
+	c.queued(len(frame), b)
+	return true, nil
+}
+
 // Ping sends a WebSocket ping. Any goroutine.
 func (c *Conn) Ping(payload []byte) error {
 	if c.framing != FramingWebSocket {

@@ -51,6 +51,9 @@ func (lp *loop) markDirty(c *Conn, b *Batch) {
 		return
 	}
 	if b != nil {
+		if b.pending == nil {
+			b.pending = b.buf[:0]
+		}
 		b.pending = append(b.pending, lp)
 		return
 	}
@@ -71,10 +74,12 @@ func (lp *loop) wake() {
 // and issues them once, in Flush: a goroutine that answers many connections
 // in one turn (the Lua scheduler) then costs each loop one wake-up per turn
 // instead of one per message. A Batch belongs to one goroutine. Until Flush,
-// sends through it wait (and so may others to the same loops): flush at the
-// end of every turn.
+// sends through it wait, and so do other goroutines' sends to the same
+// loops: a Batch that is never flushed stalls those loops' writes. Flush at
+// the end of every turn, on every path.
 type Batch struct {
 	pending []*loop
+	buf     [4]*loop // pending's first backing array: no allocation for few loops
 }
 
 // Flush wakes the loops that sends through b left waiting. Owner goroutine only.

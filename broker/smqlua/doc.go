@@ -17,7 +17,11 @@
 // The module has create(op) and isSMQ(request). create takes the §2.2
 // options (authenticate, permittop, permitsubtop, onpublish, ondrop,
 // onconnect, onclose, onmsg, readtmo (ms), keepidle/keepintv (s),
-// queuesize, rndtid, log) and returns a broker object with the §2.4
+// queuesize, rndtid, log; and Tarpon's limits: maxtopics and
+// maxsubscriptions per peer (default 1000 each, 0 = unlimited; past them
+// requests get a denied ack), slowconsumer ("drop", the default, or
+// "disconnect"), highwater (send queue bytes) and maxmessage (inbound
+// WebSocket message bytes)) and returns a broker object with the §2.4
 // methods: connect, create, createsub, publish, subscribe, unsubscribe,
 // observe, unobserve, onmsg, gettid, etid2peer, sock2peer, peers, topics,
 // subtopics, topic2tid, tid2topic, subtopic2tid, tid2subtopic, queuesize,

@@ -175,6 +175,15 @@ func optNumber(op *lua.LTable, name string) (float64, bool) {
 	return 0, false
 }
 
+// Defaults of the per-peer limits of brokers created from Lua (options
+// maxtopics and maxsubscriptions; 0 there means unlimited). Topic names
+// live for the broker's lifetime, so without a cap one client could grow
+// the broker's memory with a flood of Create requests.
+const (
+	DefaultMaxTopicsPerPeer        = 1000
+	DefaultMaxSubscriptionsPerPeer = 1000
+)
+
 // create implements hub.create([op]).
 func (m *Module) create(L *lua.LState) int {
 	op := L.OptTable(1, L.NewTable())
@@ -203,6 +212,27 @@ func (m *Module) create(L *lua.LState) int {
 		opts.QueueSize = int(v)
 	}
 	opts.RndTid = lua.LVAsBool(op.RawGetString("rndtid"))
+	// Limits (Tarpon extensions): absent means the default, 0 unlimited.
+	opts.MaxTopicsPerPeer, opts.MaxSubscriptionsPerPeer = DefaultMaxTopicsPerPeer, DefaultMaxSubscriptionsPerPeer
+	if v, ok := optNumber(op, "maxtopics"); ok && v >= 0 {
+		opts.MaxTopicsPerPeer = int(v)
+	}
+	if v, ok := optNumber(op, "maxsubscriptions"); ok && v >= 0 {
+		opts.MaxSubscriptionsPerPeer = int(v)
+	}
+	if v, ok := optNumber(op, "highwater"); ok && v > 0 {
+		opts.HighWater = int(v)
+	}
+	if v, ok := optNumber(op, "maxmessage"); ok && v > 0 {
+		opts.MaxMessage = int(v)
+	}
+	switch sc := op.RawGetString("slowconsumer"); sc {
+	case lua.LNil, lua.LString("drop"):
+	case lua.LString("disconnect"):
+		opts.SlowConsumer = broker.SlowConsumerDisconnect
+	default:
+		L.ArgError(1, "slowconsumer must be \"drop\" or \"disconnect\"")
+	}
 	if b.logfn != nil {
 		opts.Logger = slog.New(&luaLogHandler{b: b, level: slog.LevelDebug})
 	}

@@ -44,7 +44,18 @@ type settings struct {
 	idleTimeout time.Duration
 	ping        time.Duration
 	loops       int
+	maxConns    int
+	maxPerIP    int
+	upgradeRate float64
+	origins     []string
+	needOrigin  bool
 }
+
+// listFlag collects a repeatable string flag.
+type listFlag struct{ list *[]string }
+
+func (l listFlag) String() string     { return strings.Join(*l.list, ",") }
+func (l listFlag) Set(v string) error { *l.list = append(*l.list, v); return nil }
 
 // appFlag collects repeated -l options.
 type appFlag struct{ apps *[]appSpec }
@@ -104,6 +115,11 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", 0, "close upgraded connections silent this long (0: never)")
 	fs.DurationVar(&s.ping, "ping", 0, "ping WebSocket peers silent this long (0: never)")
 	fs.IntVar(&s.loops, "loops", 0, "reactor event loops (0: one per core)")
+	fs.IntVar(&s.maxConns, "max-conns", 100_000, "upgraded connections held at once (503 past it)")
+	fs.IntVar(&s.maxPerIP, "max-conns-per-ip", 10_000, "upgraded connections per source address (503 past it)")
+	fs.Float64Var(&s.upgradeRate, "upgrade-rate", 1000, "new connections per second per source address (429 past it; burst 10x)")
+	fs.Var(listFlag{&s.origins}, "allow-origin", "extra browser origin allowed to open WebSockets, glob pattern (repeatable); same-origin is always allowed")
+	fs.BoolVar(&s.needOrigin, "require-origin", false, "refuse WebSocket upgrades that carry no Origin header")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -117,12 +117,16 @@ func (e exchange) Hijacked()                                  { e.q.MarkHijacked
 
 func start(s *settings, log *slog.Logger) (*server, error) {
 	r, err := runtime.New(runtime.Config{
-		Loops:        s.loops,
-		MaxMessage:   s.maxMessage,
-		HighWater:    s.highWater,
-		PingInterval: s.ping,
-		IdleTimeout:  s.idleTimeout,
-		Logger:       log,
+		Loops:         s.loops,
+		MaxConns:      s.maxConns,
+		MaxConnsPerIP: s.maxPerIP,
+		UpgradeRate:   s.upgradeRate,
+		Origin:        runtime.OriginPolicy{Allow: s.origins, RequireOrigin: s.needOrigin},
+		MaxMessage:    s.maxMessage,
+		HighWater:     s.highWater,
+		PingInterval:  s.ping,
+		IdleTimeout:   s.idleTimeout,
+		Logger:        log,
 	})
 	if err != nil {
 		return nil, err

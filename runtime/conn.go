@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Handler receives a connection's events. Every callback runs on the
@@ -287,15 +288,53 @@ func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) error {
 		return err
 	}
 	q := c.snd
+	if b != nil && c.x == nil && c.gc != nil && !c.dirty && q.pendingBytes == 0 && q.outbound == 0 {
+		return c.writeNow(op, msg, b)
+	}
 	before := q.openOwn()
+	q.own = c.appendMessage(q.own, op, msg)
+	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+	c.queued(len(q.own)-before, b)
+	return nil
+}
+
+// appendMessage frames msg for the connection.
+func (c *Conn) appendMessage(dst []byte, op ws.OpCode, msg []byte) []byte {
 	switch c.framing {
 	case FramingWebSocket:
-		q.own = appendFrame(q.own, op, msg, c.client)
+		return appendFrame(dst, op, msg, c.client)
 	case FramingLen16:
-		q.own = AppendLen16(q.own, msg)
-	default:
-		q.own = append(q.own, msg...)
+		return AppendLen16(dst, msg)
 	}
+	return append(dst, msg...)
+}
+
+// writeNow writes a message straight to the socket from the sender's
+// goroutine when nothing is queued or in flight: the scheduler answering a
+// cosocket then needs no hop to the event loop at all (read on the loop, Lua
+// and write on the scheduler, like BAS's single dispatcher thread). What the
+// kernel does not take is queued as usual. Called with mu held (closed()
+// takes mu before gnet closes the descriptor, so it is valid here); unlocks.
+func (c *Conn) writeNow(op ws.OpCode, msg []byte, b *Batch) error {
+	b.scratch = c.appendMessage(b.scratch[:0], op, msg)
+	frame := b.scratch
+	if cap(b.scratch) > 64<<10 {
+		b.scratch = nil // do not keep a large message's buffer
+	}
+	n, err := unix.Write(c.gc.Fd(), frame)
+	if err != nil || n < 0 {
+		n = 0 // EAGAIN, or an error the loop will meet and close on
+	}
+	c.r.stats.bytesOut.Add(uint64(n))
+	if n == len(frame) {
+		c.lastOver.Store(false)
+		c.mu.Unlock()
+		c.r.stats.msgsOut.Add(1)
+		return nil
+	}
+	q := c.snd
+	before := q.openOwn()
+	q.own = append(q.own, frame[n:]...)
 	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
 	c.queued(len(q.own)-before, b)
 	return nil

@@ -80,6 +80,7 @@ func (lp *loop) wake() {
 type Batch struct {
 	pending []*loop
 	buf     [4]*loop // pending's first backing array: no allocation for few loops
+	scratch []byte   // frames written at once by SendBatched
 }
 
 // Flush wakes the loops that sends through b left waiting. Owner goroutine only.

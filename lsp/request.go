@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"net"
@@ -146,8 +147,38 @@ func (q *Request) MarkHijacked() bool {
 	case stActive:
 		q.state = stHijacked
 		close(q.hijacked)
+		// The connection is no longer HTTP's, but Lua may keep the request
+		// object for the socket's whole life (a cosocket closure's
+		// environment holds it). Keep what Lua can still read and let
+		// net/http's buffers (8 KiB per connection) and context go. The
+		// HTTP goroutine no longer touches w or r: its last use happened
+		// before the Post that ran this task.
+		q.w = hijackedWriter{}
+		q.r = detachedRequest(q.r)
 	}
 	return true
+}
+
+// hijackedWriter stands in for the ResponseWriter of a hijacked request.
+type hijackedWriter struct{}
+
+func (hijackedWriter) Header() http.Header        { return http.Header{} }
+func (hijackedWriter) Write([]byte) (int, error)  { return 0, http.ErrHijacked }
+func (hijackedWriter) WriteHeader(statusCode int) {}
+
+// detachedRequest copies what request methods read (method, URL, headers,
+// host, addresses, TLS state) without the body and the connection's context.
+func detachedRequest(r *http.Request) *http.Request {
+	d := &http.Request{
+		Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Header: r.Header, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, TLS: r.TLS,
+		Body: http.NoBody,
+	}
+	ctx := context.Background()
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		ctx = context.WithValue(ctx, http.LocalAddrContextKey, a)
+	}
+	return d.WithContext(ctx)
 }
 
 // Hijacked is MarkHijacked without the result: it makes *Request satisfy
@@ -204,7 +235,19 @@ func (q *Request) done(err error) {
 	case q.ev <- event{err: err}:
 	default:
 	}
+	if q.ud != nil && q.isHijacked() {
+		// The page is over and its connection belongs to a socket now. A
+		// cosocket's closure keeps the request environment, and with it the
+		// request object, for the socket's whole life: let the Request go
+		// (as in BAS, the request is not valid after its page).
+		q.ud.Value = releasedRequest{}
+		q.ud = nil
+	}
 }
+
+// releasedRequest replaces a hijacked request's Go value once its page has
+// ended; request methods then raise "request is no longer valid".
+type releasedRequest struct{}
 
 // userdata returns the request's Lua value, creating it once. Scheduler goroutine.
 func (q *Request) userdata(L *lua.LState) *lua.LUserData {
@@ -301,6 +344,9 @@ func checkRequest(L *lua.LState, live bool) *Request {
 	ud := L.CheckUserData(1)
 	q, ok := ud.Value.(*Request)
 	if !ok {
+		if _, released := ud.Value.(releasedRequest); released {
+			L.RaiseError("request is no longer valid: its connection was taken over and its page has ended")
+		}
 		L.ArgError(1, "request expected")
 		return nil
 	}

@@ -259,6 +259,9 @@ func (s *Server) finish(q *Request, err error, what string) bool {
 // waits, serving flush() requests, until it ends. HTTP goroutine.
 func (s *Server) runHandler(q *Request, build func(L *lua.LState) (*lua.LFunction, []lua.LValue, error)) error {
 	q.declined = false
+	// Read before the Post: once the task runs it may hijack the request
+	// and replace q.r (see MarkHijacked).
+	ctxDone := q.r.Context().Done()
 	ok := s.loop.Post(func(L *lua.LState) {
 		s.vmInit(L)
 		q.runDone = false
@@ -286,7 +289,6 @@ func (s *Server) runHandler(q *Request, build func(L *lua.LState) (*lua.LFunctio
 	if !ok {
 		return ErrLoopStopped
 	}
-	ctxDone := q.r.Context().Done()
 	for {
 		select {
 		case ev := <-q.ev:

@@ -288,7 +288,10 @@ func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) error {
 		return err
 	}
 	q := c.snd
-	if b != nil && c.x == nil && c.gc != nil && !c.dirty && q.pendingBytes == 0 && q.outbound == 0 {
+	// Small messages only: a large one goes through the queue, where it
+	// crosses the high-water mark and a cosocket writer yields for the
+	// drain instead of holding the scheduler through a bulk transfer.
+	if b != nil && n <= int(c.highWater)/2 && c.x == nil && c.gc != nil && !c.dirty && q.pendingBytes == 0 && q.outbound == 0 {
 		return c.writeNow(op, msg, b)
 	}
 	before := q.openOwn()

@@ -191,6 +191,7 @@ func (r *Reactor) tick() {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	lastSweep, lastGate := time.Now(), time.Now()
+	fast := false // ticking every millisecond for congested queues
 	// Sweep often enough that PingInterval and IdleTimeout keep their
 	// meaning when they are short: at most a second, at least a tick.
 	every := time.Second
@@ -213,13 +214,26 @@ func (r *Reactor) tick() {
 				lastGate = now
 				r.sweepGate()
 			}
+			watching := false
 			for _, lp := range r.loopList() {
 				if lp.watching.Load() > 0 {
+					watching = true
 					_ = lp.execute(lp.checkCongested)
 				}
 				if sweep && (r.cfg.PingInterval > 0 || r.cfg.IdleTimeout > 0) {
 					_ = lp.execute(lp.sweep)
 				}
+			}
+			// A writer waiting for a queue to drain learns of it from this
+			// poll (gnet has no drained callback): poll every millisecond
+			// while any queue is congested, every 5 ms otherwise.
+			if watching != fast {
+				fast = watching
+				period := 5 * time.Millisecond
+				if fast {
+					period = time.Millisecond
+				}
+				t.Reset(period)
 			}
 		}
 	}

@@ -174,6 +174,11 @@ func New(cfg Config) (*Loop, error) {
 		sentinel: L.NewUserData(),
 		base:     time.Now(),
 	}
+	// 128 slots is only NewState's minimum: threads (tasks, pcall levels)
+	// inherit these options without the check, and a parked cosocket
+	// usually needs a few dozen slots. Start them at 32 and grow by 64.
+	L.Options.RegistrySize = 32
+	L.Options.RegistryGrowStep = 64
 	l.bud.init(cfg.Budget)
 	L.SetContext(&l.bud)
 	loops.Store(L.G, l)

@@ -1,14 +1,16 @@
 package main
 
 // Browser tests of SMQ: headless Chromium runs the real browser client
-// (/rtl/smq.js) against the example app's broker (/smq.lsp), with the whole
-// server started in-process by start(settings). They use the chromium(t) and
-// browser(t) helpers of main_test.go, so a missing browser fails under CI and
-// skips otherwise.
+// (/rtl/smq.js) against the examples app's broker (/smq.lsp) and, for the
+// reconnect test, also a minimal app in testdata/smqrestart; the whole
+// server runs in-process (start(settings)). They use the chromium(t) and
+// browser(t) helpers of main_test.go, so a missing browser fails under CI
+// and skips otherwise.
 //
-// Synchronisation: every wait is a chromedp.Poll in the page (interval
-// polling: requestAnimationFrame does not fire in a background tab) or a
-// Go-side poll with a deadline; nothing sleeps to let time pass.
+// Synchronisation: every wait is a chromedp.Poll in the page with a
+// deadline (interval polling, not the default requestAnimationFrame one,
+// which browsers throttle in tabs that are not in front), or a Go-side poll
+// with a deadline; nothing sleeps to let time pass.
 
 import (
 	"context"
@@ -101,14 +103,14 @@ func pollJS[T any](t *testing.T, ctx context.Context, what, expr string, d time.
 	v, err := chromedp.Run(tctx, chromedp.Poll[T](expr,
 		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(d)))
 	if err != nil {
-		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.smqTest || null)`))
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.smqTest || null, (k, v) => k === "client" ? undefined : v)`))
 		t.Fatalf("%s: %v (page state: %.600s)", what, err, state)
 	}
 	return v
 }
 
-// openSMQPage opens the example app's front page (plain HTML, no scripts)
-// in the tab and loads the browser client from /rtl/smq.js into it, so that
+// openSMQPage opens the app's front page (plain HTML, no scripts) in the
+// tab and loads the browser client from /rtl/smq.js into it, so that
 // SMQ.wsURL resolves against the server's origin.
 func openSMQPage(t *testing.T, ctx context.Context, base string) {
 	t.Helper()
@@ -130,8 +132,8 @@ func openSMQPage(t *testing.T, ctx context.Context, base string) {
 	}
 }
 
-// smqClientScript creates window.smqTest: an SMQ.Client on the example
-// broker that subscribes to topic (raw bytes, so the test sees exactly what
+// smqClientScript creates window.smqTest: an SMQ.Client on the app's
+// broker (/smq.lsp) that subscribes to topic (raw bytes, so the test sees exactly what
 // arrived) and records connects, reconnects, closes and messages. retryMs > 0
 // makes onclose ask for a reconnect after that many milliseconds.
 func smqClientScript(topic string, retryMs int) string {
@@ -146,7 +148,7 @@ func smqClientScript(topic string, retryMs int) string {
 	};
 	c.subscribe(%[1]s, {
 		onack: (ok) => { st.acked = ok; },
-		onmsg: (data, ptid) => { st.got.push({ptid, bytes: Array.from(data), at: performance.now()}); }
+		onmsg: (data, ptid) => { st.got.push({ptid, bytes: Array.from(data)}); }
 	});
 	return true;
 })()`, jsString(topic), retryMs)
@@ -154,10 +156,9 @@ func smqClientScript(topic string, retryMs int) string {
 
 // smqMessage is one message recorded by smqClientScript.
 type smqMessage struct {
-	Ptid  uint32  `json:"ptid"`
-	Bytes []byte  `json:"-"`
-	Raw   []int   `json:"bytes"` // JSON numbers, not base64
-	At    float64 `json:"at"`
+	Ptid  uint32 `json:"ptid"`
+	Bytes []byte `json:"-"`
+	Raw   []int  `json:"bytes"` // JSON numbers, not base64
 }
 
 // messagesFrom returns the messages the tab has received from ptid.
@@ -315,79 +316,99 @@ func TestSMQHelloPageInBrowser(t *testing.T) {
 	t.Logf("greetings at %v ms", ms)
 }
 
-// TestSMQBrowserReconnectsAfterRestart: a page whose onclose asks for a
-// reconnect every second survives a full server restart on the same
-// address: its onreconnect fires, its subscription is restored on the new
-// broker, and a message published after the restart (by a fresh tab)
-// arrives. The app (testdata/smqrestart) closes its clients silently when
-// it unloads, so smq.js is allowed to reconnect.
-func TestSMQBrowserReconnectsAfterRestart(t *testing.T) {
+// TestSMQBrowserReconnects: a page whose onclose asks for a reconnect
+// every second survives losing its broker: its onreconnect fires, its
+// subscription is restored on the new broker, and a message published
+// afterwards by a fresh tab arrives. Two ways to lose the broker: a full
+// server restart on the same address (srv.stop, then start), and an app
+// reload (what SIGHUP and --reload do: onunload, then a new .preload and a
+// new broker, same listener). Both need the app's onunload to close its
+// SMQ clients silently: a broker Disconnect tells smq.js not to reconnect.
+// The examples app is what users run; testdata/smqrestart is a minimal app
+// that keeps the mechanism tested whatever the examples app does.
+func TestSMQBrowserReconnects(t *testing.T) {
 	app, err := filepath.Abs(filepath.Join("testdata", "smqrestart"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testReconnectAfterRestart(t, "-l", "::"+app)
+	for _, tc := range []struct {
+		name, how string
+		extra     []string
+	}{
+		{"examples app restart", "restart", nil},
+		{"examples app reload", "reload", nil},
+		{"minimal app restart", "restart", []string{"-l", "::" + app}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testReconnect(t, tc.how, tc.extra...) })
+	}
 }
 
-// TestSMQExamplesBrowserReconnectsAfterRestart: the same with the examples
-// app, whose pages (/smq/hello.lsp, /smq/chat.lsp) ask for a reconnect in
-// onclose: a restart must not strand them.
-func TestSMQExamplesBrowserReconnectsAfterRestart(t *testing.T) {
-	testReconnectAfterRestart(t)
-}
-
-// testReconnectAfterRestart runs the restart scenario on the app that extra
-// mounts (the examples app without extra).
-func testReconnectAfterRestart(t *testing.T, extra ...string) {
+// testReconnect runs the reconnect scenario; how is "restart" or "reload",
+// and extra mounts the app (the examples app without extra).
+func testReconnect(t *testing.T, how string, extra ...string) {
 	srv, stop := startServerAt(t, "127.0.0.1:0", extra...)
 	addr := srv.addr
 	base := "http://" + addr
 	ctx := browser(t)
-	topic := randomTopic("browser-test/restart")
+	// Close the browser before any server stops (cleanups run last first),
+	// so that a stop does not wait for the browser's idle sockets.
+	// chromedp.Cancel panics when called twice, hence the once.
+	closeBrowser := sync.OnceFunc(func() { _ = chromedp.Cancel(ctx) })
+	t.Cleanup(closeBrowser)
+	topic := randomTopic("browser-test/" + how)
 
 	openSMQPage(t, ctx, base)
 	eval[bool](t, ctx, smqClientScript(topic, 1000))
 	pollJS[bool](t, ctx, "first connect", `window.smqTest.acked && window.smqTest.etid > 0`, 10*time.Second)
 	etid1 := eval[uint32](t, ctx, `window.smqTest.etid`)
 
-	// stop can take up to ~5 s: http.Server.Shutdown waits that long for a
-	// connection that the browser opened speculatively and never used.
 	t0 := time.Now()
-	stop()
-	stopped := time.Since(t0)
+	switch how {
+	case "restart":
+		// stop can take ~5 s: http.Server.Shutdown waits that long for a
+		// connection that the browser opened speculatively and never used.
+		stop()
+	case "reload":
+		if err := srv.lsp.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("unknown scenario %q", how)
+	}
+	lost := time.Since(t0)
 	type closeEvent struct {
 		Message      string `json:"message"`
 		CanReconnect bool   `json:"canreconnect"`
 	}
-	pollJS[bool](t, ctx, "onclose after the server stopped", `window.smqTest.closes.length > 0`, 10*time.Second)
+	pollJS[bool](t, ctx, "onclose after the "+how, `window.smqTest.closes.length > 0`, 10*time.Second)
 	first := eval[[]closeEvent](t, ctx, `window.smqTest.closes`)[0]
 	if !first.CanReconnect {
-		t.Fatalf("stopping the server closed the page with %q and no reconnect allowed (a broker Disconnect): smq.js will not come back", first.Message)
+		t.Fatalf("the %s closed the page with %q and no reconnect allowed (a broker Disconnect): smq.js will not come back", how, first.Message)
 	}
 
-	waitListenable(t, addr, 5*time.Second)
-	srv2, _ := startServerAt(t, addr, extra...)
-	// Close the browser before the new server stops (cleanups run last
-	// first), so that its stop does not wait for the browser's idle sockets.
-	t.Cleanup(func() { _ = chromedp.Cancel(ctx) })
-	if srv2.addr != addr {
-		t.Fatalf("restarted on %s, want %s", srv2.addr, addr)
-	}
 	t1 := time.Now()
+	if how == "restart" {
+		waitListenable(t, addr, 5*time.Second)
+		srv2, _ := startServerAt(t, addr, extra...)
+		t.Cleanup(closeBrowser)
+		if srv2.addr != addr {
+			t.Fatalf("restarted on %s, want %s", srv2.addr, addr)
+		}
+	}
 	pollJS[bool](t, ctx, "onreconnect", `window.smqTest.reconnects > 0`, 15*time.Second)
 	etid2 := eval[uint32](t, ctx, `window.smqTest.etid`)
-	t.Logf("stop took %v; reconnected %v after the new server started (close: %q; ETID %d, then %d)",
-		stopped.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond), first.Message, etid1, etid2)
+	t.Logf("%s took %v; reconnected %v later (close: %q; ETID %d, then %d)",
+		how, lost.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond), first.Message, etid1, etid2)
 
-	// A fresh tab, connected only to the new server, publishes to the topic
-	// the page subscribed to before the restart.
+	// A fresh tab, connected only to the new broker, publishes to the topic
+	// the page subscribed to before the broker went away.
 	pub := newTab(t, ctx)
 	openSMQPage(t, pub, base)
 	eval[bool](t, pub, smqClientScript(randomTopic("browser-test/other"), 0))
 	pollJS[bool](t, pub, "publisher connected", `window.smqTest.acked && window.smqTest.etid > 0`, 10*time.Second)
 	pubEtid := eval[uint32](t, pub, `window.smqTest.etid`)
 	eval[bool](t, pub, fmt.Sprintf(`(window.smqTest.client.publish(%s, %s), true)`, jsString(smqTestText), jsString(topic)))
-	pollJS[bool](t, ctx, "the message published after the restart",
+	pollJS[bool](t, ctx, "the message published after the "+how,
 		fmt.Sprintf(`window.smqTest.got.some(m => m.ptid === %d)`, pubEtid), 10*time.Second)
 	got := messagesFrom(t, ctx, pubEtid)
 	if len(got) != 1 || string(got[0].Bytes) != smqTestText {

@@ -145,10 +145,25 @@ func start(s *settings, log *slog.Logger) (*server, error) {
 	}
 	smq := smqlua.Open(loop, sockets, r, log)
 	loop.Start()
+	var srv *server
+	started := false
+	defer func() {
+		if !started { // release what was started if a later step failed
+			if srv != nil {
+				for _, h := range srv.https {
+					_ = h.Close()
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = loop.Stop(ctx)
+			_ = r.Shutdown(ctx)
+		}
+	}()
 
 	pages := lsp.NewServer(loop, lsp.Options{Logger: log, Dev: s.dev})
 	pages.Preload("smq.hub", smq.Loader)
-	srv := &server{reactor: r, loop: loop, lsp: pages, failed: make(chan error, 4), stopW: make(chan struct{})}
+	srv = &server{reactor: r, loop: loop, lsp: pages, failed: make(chan error, 4), stopW: make(chan struct{})}
 
 	var dirs []string
 	if len(s.apps) == 0 {
@@ -219,6 +234,7 @@ func start(s *settings, log *slog.Logger) (*server, error) {
 	if s.reload && len(dirs) > 0 {
 		go srv.watch(dirs, log)
 	}
+	started = true
 	return srv, nil
 }
 
@@ -235,8 +251,14 @@ func (srv *server) stop(log *slog.Logger) {
 	close(srv.stopW)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A second for requests in flight; connections that never sent one
+	// (browsers open them speculatively) would hold Shutdown for 5 s.
+	grace, cancelGrace := context.WithTimeout(ctx, time.Second)
+	defer cancelGrace()
 	for _, h := range srv.https {
-		_ = h.Shutdown(ctx)
+		if h.Shutdown(grace) != nil {
+			_ = h.Close()
+		}
 	}
 	if err := srv.lsp.Close(ctx); err != nil {
 		log.Warn("tarpon: closing apps", "err", err)

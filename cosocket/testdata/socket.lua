@@ -216,7 +216,8 @@ function TestWriteBackpressure()
   eq(r1, nil); assert(type(r2) == "number" and r2 >= 16384, tostring(r2))
   -- Once the peer reads, the writer resumes and finishes.
   sink.drain()
-  waitfor(function() return writer_done end, 10000)
+  local ok2 = pcall(waitfor, function() return writer_done end, 10000)
+  assert(ok2, "writer did not finish after the drain: state " .. tostring(w:state()) .. ", written " .. written)
   eq(written, 2000 * 65536)
 end
 

@@ -305,24 +305,34 @@ func TestPeersStartEchoAndStop(t *testing.T) {
 					_ = pp.Stop(10 * time.Second)
 				}
 			})
-			tg, err := loadgen.ParseURL(pp.URL(peerPath(name)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Closed loop over 2 connections (1 for a broadcast peer, where
-			// one subscriber is an echo; fan-out has its own test).
-			n := 2
-			if strings.HasSuffix(name, "-bcast") {
-				n = 1
-			}
-			dr := loadgen.DialMany(tg, n, loadgen.SourceAddrs(2), 2, 5*time.Second)
-			if len(dr.FDs) != n {
-				t.Fatalf("dial: %+v", dr)
-			}
-			res, err := loadgen.RunEcho(dr.FDs, dr.Extra, loadgen.EchoConfig{Size: 16, Duration: 200 * time.Millisecond})
-			loadgen.CloseAll(dr.FDs)
-			if err != nil || res.Received == 0 || res.Lost != 0 {
-				t.Fatalf("echo: %+v %v", res, err)
+			switch protoFor(name) {
+			case "smq", "nats":
+				// Pub/sub peers: a tiny closed-loop fan-out in their protocol.
+				r := RunFanout(FanoutOptions{URL: pp.URL(peerPath(name)), Proto: protoFor(name), Subs: 3, Pubs: 1,
+					InFlight: 2, Size: 32, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond})
+				if r.Err != "" || r.Completed == 0 || r.Lost != 0 {
+					t.Fatalf("fanout: %+v", r)
+				}
+			default:
+				tg, err := loadgen.ParseURL(pp.URL(peerPath(name)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Closed loop over 2 connections (1 for a broadcast peer,
+				// where one subscriber is an echo; fan-out has its own test).
+				n := 2
+				if strings.HasSuffix(name, "-bcast") {
+					n = 1
+				}
+				dr := loadgen.DialMany(tg, n, loadgen.SourceAddrs(2), 2, 5*time.Second)
+				if len(dr.FDs) != n {
+					t.Fatalf("dial: %+v", dr)
+				}
+				res, err := loadgen.RunEcho(dr.FDs, dr.Extra, loadgen.EchoConfig{Size: 16, Duration: 200 * time.Millisecond})
+				loadgen.CloseAll(dr.FDs)
+				if err != nil || res.Received == 0 || res.Lost != 0 {
+					t.Fatalf("echo: %+v %v", res, err)
+				}
 			}
 			st, err := fetchStats(pp.Admin, false)
 			if err != nil || st.PID != pp.PID || st.Peer != name {
@@ -348,6 +358,7 @@ func TestPeerStartFailures(t *testing.T) {
 		{name: "unknown peer", peer: "no-such-peer", addr: "127.0.0.1:0", want: "unknown peer"},
 		{name: "port in use", peer: "gorilla-echo", addr: busy.Addr().String(), want: "address already in use"},
 		{name: "port in use nbio", peer: "nbio-echo", addr: busy.Addr().String(), want: "address already in use"},
+		{name: "port in use nats", peer: "nats", addr: busy.Addr().String(), want: "address already in use"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,10 +378,12 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 	dir := t.TempDir()
 	results := filepath.Join(dir, "RESULTS.md")
 	var out strings.Builder
-	code := mainTo([]string{"--peers", "--peer-list", "gorilla-echo,no-such-peer",
+	code := mainTo([]string{"--peers", "--peer-list", "gorilla-echo,no-such-peer,tarpon-lua",
 		"--idle-conns", "20", "--echo-conns", "5", "--echo-batch", "4",
 		"--duration", "300ms", "--warmup", "100ms", "--settle", "400ms",
-		"--fanout-peers", "gorilla-bcast", "--subs", "10", "--pub-rate", "100",
+		"--fanout-peers", "tarpon-smq,gorilla-bcast", "--fanout-subs", "10", "--fanout-in-flight", "0,2",
+		"--fanout-duration", "300ms", "--pub-rate", "100",
+		"--rpc-peers", "tarpon-smq", "--rpc-clients", "5", "--http-peers", "tarpon-lua", "--http-conns", "3",
 		"--report", dir, "--results", results}, &out, io.Discard)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (one peer failed)\n%s", code, out.String())
@@ -382,12 +395,15 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 	md := string(b)
 	for _, want := range []string{"Machine:", "Date:", "Command:", "| gorilla-echo | 20 | 20 |",
 		"| no-such-peer | 20 |", "FAILED: peer failed to start", "| gorilla-echo | closed | 5 | 64 | 4 |",
-		"| gorilla-bcast | 10 | 1 | 100 | 64 |"} {
+		"| gorilla-bcast | bcast | 10 | 1 | 100/s |", "| gorilla-bcast | bcast | 10 | 1 | 2 in flight |",
+		"| tarpon-smq | smq | 10 | 1 | 2 in flight |", "### SMQ rpc", "| tarpon-smq | /smq | 5 |",
+		"### HTTP", "| tarpon-lua | / | 3 |", "### Targets", "fan-out 10 subs, 2 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast)",
+		"lua-echo 5 conns, batch 1: server CPU per message ÷ gorilla-echo's", "lua idle 20 conns"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
 		}
 	}
-	for _, f := range []string{"report.md", "results.json", "latency.svg", "rss.svg"} {
+	for _, f := range []string{"report.md", "results.json", "latency.svg", "rss.svg", "fanout.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,7 @@
 //
 // # Entry points (wired into cmd/tarpon)
 //
-//	Main(args)       tarpon bench idle|echo|fanout --url URL ... | --peer NAME ... | --peers ...
+//	Main(args)       tarpon bench idle|echo|lua-echo|fanout|rpc|http --url URL ... | --peer NAME ... | --peers ...
 //	PeerMain(args)   tarpon bench-peer NAME [--addr A] [--admin B]  (hidden; one server per process)
 //	WorkerMain(args) tarpon bench-worker idle --url U --conns N ... (hidden; holds idle connections)
 //
@@ -39,21 +39,43 @@
 //     --rate (latency from the intended send time: no coordinated omission);
 //     --batch K frames per write; latency percentiles from an HDR histogram,
 //     server and client CPU µs per message, server GC count.
-//   - fanout: S subscribers and P publishers; publishers send --size byte
-//     messages at --pub-rate (send time in the first 8 bytes); deliveries,
-//     delivery ratio, latency, server CPU per delivery. The wire protocol is
-//     a loadgen.FanoutProtocol picked by --proto from FanoutProtocols
-//     ("bcast" for the *-bcast peers; an SMQ adapter registers there).
-//   - --peers: each listed peer on a fresh process per run: idle at each
-//     --idle-conns size, echo closed loop and batched (--echo-batch), and
-//     optionally fan-out (--fanout-peers); a peer that fails to start gets
-//     FAILED rows. --report DIR writes report.md, results.json, latency.svg,
-//     rss.svg; --results FILE writes the results file (machine, load
-//     average, date, command, tables). --large raises the sizes as far as
-//     this machine allows (idle up to the server's fd limit, 5000 echo
-//     connections, fan-out to 10000 subscribers); about 4.5 minutes on 2
-//     cores, the default suite about 1.5 minutes.
-//
+//   - lua-echo: echo against the tarpon-lua peer's /ws/echo.lsp, where each
+//     connection is a Lua cosocket parked in s:read() (the Lua vs Go echo
+//     comparison; idle against the same page gives memory per parked
+//     cosocket).
+//   - fanout: S subscribers (spread over --topics T) and P publishers;
+//     publishers send --size byte messages (bytes 0..8 the send time, 8..16
+//     the closed-loop slot and generation), either open loop at --pub-rate
+//     or closed loop with --in-flight K publishes outstanding per publisher
+//     (the next one goes out when one has reached every subscriber of its
+//     topic; one not complete after 2 s is counted as stalled and
+//     replaced). Reports deliveries/s, delivery ratio, latency to each
+//     delivery and (closed loop) to the last delivery of a publish, server
+//     CPU per delivery. The wire protocol is a loadgen.FanoutProtocol
+//     picked by --proto from FanoutProtocols: "bcast" (*-bcast peers), "smq"
+//     (tarpon-smq: Init/Connect/Connack, Subscribe or Create, Publish),
+//     "nats" (the nats peer: CONNECT/SUB/PUB/MSG/PING/PONG over WebSocket).
+//   - rpc: N SMQ clients (default 1000), each publishing to the server-side
+//     client's ETID 1 and waiting for the reply published back to its ETID
+//     (tarpon-smq answers in Go); round trips/s and latency percentiles.
+//     The SMQ handshake is done at dial time, then the echo driver runs
+//     with one Publish per connection (EchoConfig.Payloads).
+//   - http: N keep-alive connections, one GET --path outstanding each
+//     (default peer tarpon-lua, the examples app's front page); req/s,
+//     latency percentiles, server CPU per request.
+//   - --peers: each peer on a fresh process per run: idle at each
+//     --idle-conns size and echo closed loop and batched (--echo-batch) for
+//     --peer-list (tarpon-lua included: lua-echo), fan-out for each
+//     --fanout-peers × --fanout-subs × --fanout-in-flight (1k/10k
+//     subscribers, 1 and 16 in flight, tarpon-smq, tarpon-bcast,
+//     gorilla-bcast, nbio-bcast, nats), rpc (--rpc-peers) and http (--http-peers); a peer
+//     that fails to start gets FAILED rows. The report ends with the issue
+//     targets computed from the same run (targets.go). --report DIR writes
+//     report.md, results.json, latency.svg, rss.svg, fanout.svg; --results
+//     FILE writes the results file (machine, load average, date, command,
+//     tables). --large raises the sizes as far as this machine allows. The
+//     default suite takes about 5 minutes on 2 cores.
+
 // # Goroutines
 //
 // Main runs scenarios one after another on the caller's goroutine. The load
@@ -67,12 +89,16 @@
 //	peerproc.go  PeerMain, PeerProc (start, ready line, stop), admin client
 //	idle.go      idle scenario, WorkerMain, settle polling
 //	echo.go      echo scenario
-//	fanout.go    fan-out scenario, FanoutProtocols, window CPU sampling
+//	fanout.go    fan-out scenario, FanoutProtocols, protoFor, window CPU sampling
+//	rpc.go       rpc scenario (SMQ request/response to the server's ETID 1)
+//	http.go      http scenario (keep-alive GETs)
 //	suite.go     --peers side-by-side suite
 //	report.go    Report, markdown tables, SVG charts, results file, machine info
+//	targets.go   issue targets computed from a report's figures
 //	procstat.go  /proc readers (RSS, CPU, fds, fd limit), per-connection maths
 //
 // Subpackages: peers (the comparison servers and their admin endpoint),
-// loadgen (dialer, WebSocket client framing, epoll echo and fan-out
-// drivers), cmd/benchdev (a development main).
+// loadgen (dialer, WebSocket client framing, epoll echo, fan-out and HTTP
+// drivers, SMQ and NATS client adapters), cmd/benchdev (a development
+// main).
 package bench

@@ -28,7 +28,8 @@ type EchoOptions struct {
 // EchoSummary is one echo run. Latencies are in microseconds.
 type EchoSummary struct {
 	Peer       string  `json:"peer,omitempty"`
-	Mode       string  `json:"mode"` // "closed" or "rate"
+	Mode       string  `json:"mode"` // "closed", "rate", "rpc" (SMQ round trips) or "http" (GETs)
+	Path       string  `json:"path,omitempty"`
 	Conns      int     `json:"conns"`
 	Opened     int     `json:"opened"`
 	Size       int     `json:"size"`
@@ -124,6 +125,12 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		sum.Err = err.Error()
 		return sum
 	}
+	sum.fill(res, &w)
+	return sum
+}
+
+// fill computes the summary's figures from a run and its CPU window.
+func (sum *EchoSummary) fill(res *loadgen.EchoResult, w *window) {
 	sum.Messages = res.Received
 	sum.WindowSecs = res.Window.Seconds()
 	if sum.WindowSecs > 0 {
@@ -147,5 +154,4 @@ func RunEcho(opt EchoOptions) EchoSummary {
 	if res.FirstError != "" && sum.FirstError == "" {
 		sum.FirstError = res.FirstError
 	}
-	return sum
 }

@@ -8,10 +8,24 @@ import (
 	"github.com/tarponrt/tarpon/bench/loadgen"
 )
 
-// FanoutProtocols maps --proto names to fan-out protocol adapters. "bcast"
-// speaks to the *-bcast peers; an SMQ adapter is added here by name.
+// FanoutProtocols maps --proto names to fan-out protocol adapters: "bcast"
+// for the *-bcast peers, "smq" for the SMQ broker (tarpon-smq), "nats" for
+// nats-server over WebSocket (the nats peer).
 var FanoutProtocols = map[string]loadgen.FanoutProtocol{
 	"bcast": loadgen.Bcast{},
+	"smq":   loadgen.SMQ{},
+	"nats":  loadgen.NATS{},
+}
+
+// protoFor is the fan-out protocol a peer speaks.
+func protoFor(peer string) string {
+	switch {
+	case peer == "tarpon-smq":
+		return "smq"
+	case peer == "nats":
+		return "nats"
+	}
+	return "bcast"
 }
 
 // FanoutOptions configures the fan-out scenario: Subs subscribers on URL,
@@ -23,7 +37,9 @@ type FanoutOptions struct {
 	Proto    string // key of FanoutProtocols; default "bcast"
 	Subs     int
 	Pubs     int
-	Rate     float64
+	Rate     float64 // open loop: publishes/s over all publishers
+	InFlight int     // closed loop: outstanding publishes per publisher (wins over Rate)
+	Topics   int     // subscribers spread over this many topics (default 1)
 	Size     int
 	Warmup   time.Duration
 	Duration time.Duration
@@ -37,9 +53,15 @@ type FanoutOptions struct {
 // FanoutSummary is one fan-out run. Latencies in µs, publish to delivery.
 type FanoutSummary struct {
 	Peer        string  `json:"peer,omitempty"`
+	Proto       string  `json:"proto"`
 	Subs        int     `json:"subs"`
 	Pubs        int     `json:"pubs"`
-	Rate        float64 `json:"rate"`
+	Topics      int     `json:"topics"`
+	InFlight    int     `json:"in_flight,omitempty"` // 0: open loop at Rate
+	Rate        float64 `json:"rate,omitempty"`
+	Completed   int64   `json:"completed,omitempty"` // closed loop: publishes fully delivered in the window
+	PubsPerSec  float64 `json:"publishes_per_sec"`
+	Stalled     int64   `json:"stalled,omitempty"`
 	Size        int     `json:"size"`
 	Published   int64   `json:"published"`
 	Delivered   int64   `json:"delivered"`
@@ -51,6 +73,9 @@ type FanoutSummary struct {
 	P99  float64 `json:"p99_us"`
 	P999 float64 `json:"p999_us"`
 	Max  float64 `json:"max_us"`
+	// Closed loop: publish to its last delivery.
+	LastP50 float64 `json:"last_p50_us,omitempty"`
+	LastP99 float64 `json:"last_p99_us,omitempty"`
 
 	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery"` // -1 unknown
 	ClientCPUPerDelivery float64 `json:"client_cpu_us_per_delivery"`
@@ -62,11 +87,17 @@ type FanoutSummary struct {
 
 // RunFanout runs the fan-out scenario. It never panics; problems land in Err.
 func RunFanout(opt FanoutOptions) FanoutSummary {
-	sum := FanoutSummary{Subs: opt.Subs, Pubs: opt.Pubs, Rate: opt.Rate, Size: opt.Size,
-		ServerCPUPerDelivery: -1, ServerGCs: -1}
 	if opt.Proto == "" {
 		opt.Proto = "bcast"
 	}
+	if opt.Topics < 1 {
+		opt.Topics = 1
+	}
+	if opt.InFlight > 0 {
+		opt.Rate = 0
+	}
+	sum := FanoutSummary{Proto: opt.Proto, Subs: opt.Subs, Pubs: opt.Pubs, Topics: opt.Topics, InFlight: opt.InFlight,
+		Rate: opt.Rate, Size: opt.Size, ServerCPUPerDelivery: -1, ServerGCs: -1}
 	proto, ok := FanoutProtocols[opt.Proto]
 	if !ok {
 		sum.Err = fmt.Sprintf("bench: unknown fan-out protocol %q", opt.Proto)
@@ -88,8 +119,8 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Second
 	}
-	if opt.Subs <= 0 || opt.Pubs <= 0 || opt.Rate <= 0 || opt.Duration <= 0 {
-		sum.Err = "bench: fanout needs --subs, --pubs, --rate and --duration > 0"
+	if opt.Subs <= 0 || opt.Pubs <= 0 || (opt.Rate <= 0 && opt.InFlight <= 0) || opt.Duration <= 0 {
+		sum.Err = "bench: fanout needs --subs, --pubs, --pub-rate or --in-flight, and --duration > 0"
 		return sum
 	}
 	st, err := loadgen.ParseURL(opt.URL)
@@ -128,7 +159,8 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 	}
 	var w window
 	res, err := loadgen.RunFanout(conns(sd), conns(pd), loadgen.FanoutConfig{
-		Proto: proto, Size: opt.Size, Rate: opt.Rate, Warmup: opt.Warmup, Duration: opt.Duration,
+		Proto: proto, Size: opt.Size, Rate: opt.Rate, InFlight: opt.InFlight, Topics: opt.Topics,
+		Warmup: opt.Warmup, Duration: opt.Duration,
 		Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
 	})
 	if err != nil {
@@ -138,11 +170,17 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 	sum.Subs, sum.Pubs = res.Subscribers, res.Publishers
 	sum.Published, sum.Delivered = res.Published, res.Delivered
 	sum.WindowSecs = res.Window.Seconds()
-	if res.Published > 0 {
-		sum.Ratio = float64(res.Delivered) / float64(res.Published*int64(res.Subscribers))
+	sum.Completed, sum.Stalled = res.Completed, res.Stalled
+	if res.Expected > 0 {
+		sum.Ratio = float64(res.Delivered) / float64(res.Expected)
 	}
 	if sum.WindowSecs > 0 {
 		sum.DeliveriesS = float64(res.Delivered) / sum.WindowSecs
+		sum.PubsPerSec = float64(res.Published) / sum.WindowSecs
+	}
+	if res.Completed > 0 {
+		sum.LastP50 = float64(res.LastHist.ValueAtQuantile(50)) / 1e3
+		sum.LastP99 = float64(res.LastHist.ValueAtQuantile(99)) / 1e3
 	}
 	if res.Delivered > 0 {
 		us := func(v int64) float64 { return float64(v) / 1e3 }

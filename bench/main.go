@@ -16,9 +16,12 @@ import (
 const usage = `usage:
   tarpon bench idle --url ws://HOST:PORT/echo [--conns N] [--procs P] [--admin ADDR | --pid PID]
   tarpon bench echo --url ws://HOST:PORT/echo [--conns N] [--size B] [--batch K] [--rate R] [--duration D]
-  tarpon bench fanout --url ws://HOST:PORT/bcast [--subs N] [--pubs P] [--pub-rate R] [--size B] [--proto bcast]
-  tarpon bench idle|echo|fanout --peer NAME ...   (starts peer NAME itself, measures it, stops it)
-  tarpon bench --peers [--report DIR] [--results FILE] [--peer-list a,b] [--idle-conns 10000,19000]
+  tarpon bench lua-echo [--conns N] ...           (echo against tarpon-lua's /ws/echo.lsp)
+  tarpon bench fanout --url ws://HOST:PORT/bcast [--subs N] [--pubs P] [--pub-rate R | --in-flight K] [--topics T] [--size B] [--proto bcast|smq|nats]
+  tarpon bench rpc --url ws://HOST:PORT/smq [--conns N] [--size B]   (default --peer tarpon-smq)
+  tarpon bench http --url http://HOST:PORT/ [--conns N]              (default --peer tarpon-lua)
+  tarpon bench idle|echo|fanout|rpc|http --peer NAME ...   (starts peer NAME itself, measures it, stops it)
+  tarpon bench --peers [--report DIR] [--results FILE] [--peer-list a,b] [--idle-conns 10000,19000] [--fanout-peers a,b]
   peers: %s
 flags:
 `
@@ -45,21 +48,31 @@ type config struct {
 	settle   time.Duration
 	jsonOut  bool
 
-	subs    int
-	pubs    int
-	pubRate float64
-	proto   string
-	pubURL  string
+	subs     int
+	pubs     int
+	pubRate  float64
+	proto    string
+	pubURL   string
+	inFlight int
+	topics   int
 
-	fanoutPeers string
-	large       bool
-	peers       bool
-	peerList    string
-	idleConns   string
-	echoConns   int
-	echoBatch   int
-	reportDir   string
-	resultsFile string
+	fanoutPeers    string
+	fanoutSubs     string
+	fanoutInFlight string
+	fanoutDuration time.Duration
+	rpcPeers       string
+	rpcClients     int
+	httpPeers      string
+	httpConns      int
+	path           string
+	large          bool
+	peers          bool
+	peerList       string
+	idleConns      string
+	echoConns      int
+	echoBatch      int
+	reportDir      string
+	resultsFile    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -93,13 +106,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.settle, "settle", 10*time.Second, "idle: max wait for server RSS to settle")
 	fs.IntVar(&c.subs, "subs", 1000, "fanout: subscribers")
 	fs.IntVar(&c.pubs, "pubs", 1, "fanout: publishers")
-	fs.StringVar(&c.proto, "proto", "bcast", "fanout: protocol adapter")
+	fs.StringVar(&c.proto, "proto", "", "fanout: protocol adapter: bcast, smq or nats (default: what --peer speaks, else bcast)")
+	fs.IntVar(&c.inFlight, "in-flight", 0, "fanout: closed loop with this many publishes outstanding per publisher (0: open loop at --pub-rate)")
+	fs.IntVar(&c.topics, "topics", 1, "fanout: spread subscribers over this many topics")
 	fs.StringVar(&c.pubURL, "pub-url", "", "fanout: publishers' URL (default --url with ?pub=1)")
-	fs.StringVar(&c.fanoutPeers, "fanout-peers", "", "suite: broadcast peers for a fan-out comparison (e.g. tarpon-bcast,gorilla-bcast,nbio-bcast); empty skips it")
+	fs.StringVar(&c.fanoutPeers, "fanout-peers", "tarpon-smq,tarpon-bcast,gorilla-bcast,nbio-bcast,nats", "suite: fan-out peers (each speaks its own protocol; tarpon-bcast is the runtime's raw broadcast, shown for context); empty skips fan-out")
+	fs.StringVar(&c.fanoutSubs, "fanout-subs", "1000,10000", "suite: fan-out subscriber counts")
+	fs.StringVar(&c.fanoutInFlight, "fanout-in-flight", "1,16", "suite: fan-out publishes in flight (closed loop); 0 = open loop at --pub-rate")
+	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 4*time.Second, "suite: fan-out measured window")
+	fs.StringVar(&c.rpcPeers, "rpc-peers", "tarpon-smq", "suite: SMQ rpc peers; empty skips rpc")
+	fs.IntVar(&c.rpcClients, "rpc-clients", 1000, "suite: SMQ rpc clients")
+	fs.StringVar(&c.httpPeers, "http-peers", "tarpon-lua", "suite: http peers (GET --path); empty skips http")
+	fs.IntVar(&c.httpConns, "http-conns", 50, "suite: http keep-alive connections")
+	fs.StringVar(&c.path, "path", "/", "http: request path")
 	fs.BoolVar(&c.jsonOut, "json", false, "print results as JSON")
 	fs.BoolVar(&c.peers, "peers", false, "run the side-by-side suite against every peer")
 	fs.BoolVar(&c.large, "large", false, "suite: as far as this machine allows (idle up to the server's fd limit, 5000 echo conns, 20 s windows, fan-out to 10000 subscribers); explicit flags still win")
-	fs.StringVar(&c.peerList, "peer-list", "tarpon-echo,gorilla-echo,nbio-echo", "suite: peers, comma separated")
+	fs.StringVar(&c.peerList, "peer-list", "tarpon-echo,gorilla-echo,nbio-echo,tarpon-lua", "suite: idle and echo peers, comma separated (tarpon-lua: the Lua cosocket echo)")
 	fs.StringVar(&c.idleConns, "idle-conns", "10000,19000", "suite: idle sizes, comma separated")
 	fs.IntVar(&c.echoConns, "echo-conns", 1000, "suite: echo connections")
 	fs.IntVar(&c.echoBatch, "echo-batch", 16, "suite: frames per write in the batched echo variant")
@@ -120,9 +143,26 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			}
 		}
 	}
-	if !c.peers && c.scenario != "idle" && c.scenario != "echo" && c.scenario != "fanout" {
-		fs.Usage()
-		return nil, fmt.Errorf("bench: unknown scenario %q", c.scenario)
+	switch c.scenario {
+	case "idle", "echo", "fanout", "rpc", "http":
+	case "lua-echo":
+		c.scenario = "echo"
+		if c.url == "" && c.peer == "" {
+			c.peer = luaPeer
+		}
+	default:
+		if !c.peers {
+			fs.Usage()
+			return nil, fmt.Errorf("bench: unknown scenario %q", c.scenario)
+		}
+	}
+	if c.url == "" && c.peer == "" {
+		switch c.scenario {
+		case "rpc":
+			c.peer = fanoutTarponPeer
+		case "http":
+			c.peer = luaPeer
+		}
 	}
 	if c.conns == 0 {
 		c.conns = 1000
@@ -169,6 +209,9 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 		}
 		srv = Server{PID: pp.PID, Admin: pp.Admin}
 		url = pp.URL(peerPath(c.peer))
+		if c.scenario == "http" {
+			url = "http://" + pp.Addr + c.path
+		}
 	}
 	if url == "" {
 		fmt.Fprintln(stderr, "bench: --url or --peer is required")
@@ -190,6 +233,14 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 		r := RunFanout(c.fanoutOptions(url, c.pubURL, srv))
 		r.Peer = name
 		rep.Fanout = append(rep.Fanout, r)
+	case "rpc":
+		r := RunRPC(c.rpcOptions(url, c.conns, srv))
+		r.Peer = name
+		rep.RPC = append(rep.RPC, r)
+	case "http":
+		r := RunHTTP(c.httpOptions(url, c.conns, srv))
+		r.Peer = name
+		rep.HTTP = append(rep.HTTP, r)
 	}
 	if pp != nil {
 		if err := pp.Stop(10 * time.Second); err != nil {
@@ -233,28 +284,70 @@ func finish(c *config, rep *Report, stdout, stderr io.Writer) int {
 // then says the limit capped it); fan-out at 10000 subscribers × 20/s is
 // 200,000 deliveries a second, about what 2 shared cores can carry.
 var largeDefaults = map[string]string{
-	"idle-conns":   "10000,19000,19990",
-	"echo-conns":   "5000",
-	"duration":     "20s",
-	"warmup":       "3s",
-	"fanout-peers": "tarpon-bcast,gorilla-bcast,nbio-bcast",
-	"subs":         "10000",
-	"pub-rate":     "20",
+	"idle-conns":       "10000,19000,19990",
+	"echo-conns":       "5000",
+	"duration":         "20s",
+	"warmup":           "3s",
+	"fanout-subs":      "1000,10000,19000",
+	"fanout-in-flight": "1,16,64",
+	"fanout-duration":  "10s",
+	"http-conns":       "500",
 }
 
 // fanoutOptions builds the fan-out run from the flags.
 func (c *config) fanoutOptions(url, pubURL string, srv Server) FanoutOptions {
-	return FanoutOptions{URL: url, PubURL: pubURL, Proto: c.proto, Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate,
+	proto := c.proto
+	if proto == "" {
+		proto = protoFor(c.peer)
+	}
+	return FanoutOptions{URL: url, PubURL: pubURL, Proto: proto, Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate,
+		InFlight: c.inFlight, Topics: c.topics,
 		Size: c.size, Warmup: c.warmup, Duration: c.duration, Loops: c.loops, Sources: c.sources,
 		Parallel: c.parallel, Timeout: c.timeout, Server: srv}
 }
 
+// rpcOptions builds an rpc run from the flags.
+func (c *config) rpcOptions(url string, clients int, srv Server) RPCOptions {
+	return RPCOptions{URL: url, Clients: clients, Size: c.size, Warmup: c.warmup, Duration: c.duration,
+		Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Server: srv}
+}
+
+// httpOptions builds an http run from the flags.
+func (c *config) httpOptions(url string, conns int, srv Server) HTTPOptions {
+	return HTTPOptions{URL: url, Conns: conns, Warmup: c.warmup, Duration: c.duration,
+		Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Server: srv}
+}
+
 // peerPath is the WebSocket path a peer serves its scenario on.
 func peerPath(name string) string {
-	if strings.HasSuffix(name, "-bcast") {
+	switch {
+	case strings.HasSuffix(name, "-bcast"):
 		return "/bcast"
+	case name == "tarpon-smq":
+		return peers.SMQPath
+	case name == "nats":
+		return "/"
+	case name == "tarpon-lua":
+		return peers.LuaEchoPath
 	}
 	return "/echo"
+}
+
+// parseCounts parses "0,1,16": like parseInts, zero allowed.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("bench: bad count %q", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // parseInts parses "10000,19000".

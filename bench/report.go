@@ -21,6 +21,8 @@ type Report struct {
 	Idle     []IdleResult    `json:"idle,omitempty"`
 	Echo     []EchoSummary   `json:"echo,omitempty"`
 	Fanout   []FanoutSummary `json:"fanout,omitempty"`
+	RPC      []EchoSummary   `json:"rpc,omitempty"`
+	HTTP     []EchoSummary   `json:"http,omitempty"`
 	Failures []PeerFailure   `json:"failures,omitempty"`
 }
 
@@ -92,6 +94,11 @@ func (r *Report) Failed() bool {
 			return true
 		}
 	}
+	for _, x := range append(append([]EchoSummary(nil), r.RPC...), r.HTTP...) {
+		if x.Err != "" {
+			return true
+		}
+	}
 	return false
 }
 
@@ -122,8 +129,23 @@ func (x FanoutSummary) line() string {
 	if x.Err != "" {
 		return "FAILED: " + x.Err
 	}
-	return fmt.Sprintf("%.0f deliveries/s (ratio %.4f), p50 %.0f µs, p99 %.0f µs, server %.2f µs/delivery",
+	s := fmt.Sprintf("%.0f deliveries/s (ratio %.4f), p50 %.0f µs, p99 %.0f µs, server %.2f µs/delivery",
 		x.DeliveriesS, x.Ratio, x.P50, x.P99, x.ServerCPUPerDelivery)
+	if x.InFlight > 0 {
+		s += fmt.Sprintf(", last delivery p50 %.0f µs p99 %.0f µs", x.LastP50, x.LastP99)
+	}
+	if x.Stalled > 0 {
+		s += fmt.Sprintf(", %d stalled", x.Stalled)
+	}
+	return s
+}
+
+// load describes a fan-out run's offered load.
+func (x FanoutSummary) load() string {
+	if x.InFlight > 0 {
+		return fmt.Sprintf("%d in flight", x.InFlight)
+	}
+	return fmt.Sprintf("%g/s", x.Rate)
 }
 
 // cell escapes a table cell.
@@ -216,18 +238,32 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Fanout) > 0 {
 		b.WriteString("### Fan-out\n\n")
-		b.WriteString("Publishers send at a fixed rate; every subscriber should receive every message. Latency from intended publish time to delivery.\n\n")
-		b.WriteString("| peer | subs | pubs | rate/s | size | deliveries/s | delivered ratio | p50 µs | p99 µs | p99.9 µs | max µs | server µs/delivery | client µs/delivery | server GCs | notes |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("Subscribers and publishers on WebSocket; every subscriber of a topic should receive every publish to it (64-byte messages unless said). " +
+			"Closed loop (\"K in flight\"): each publisher keeps K publishes outstanding and sends the next when one has reached every subscriber; " +
+			"open loop (\"R/s\"): fixed publish rate. Latency from (intended) publish to each delivery, and to the last delivery of a publish (closed loop). " +
+			"Delivered ratio = deliveries in the window ÷ deliveries owed by the publishes sent in it (it drifts from 1 when latency is a sizeable part of the window). " +
+			"A closed-loop publish not fully delivered after 2 s is counted as stalled and replaced. One generator goroutine (--loops) drives every connection. " +
+			"Protocols: smq = SMQ broker (Init/Connect/Subscribe, Publish), bcast = every message to every receiver, nats = NATS protocol over WebSocket.\n\n")
+		b.WriteString("| peer | proto | subs | topics | load | deliveries/s | publishes/s | delivered ratio | p50 µs | p99 µs | last p50 µs | last p99 µs | server µs/delivery | client µs/delivery | server GCs | notes |\n")
+		b.WriteString("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, x := range r.Fanout {
 			if x.Err != "" && x.Delivered == 0 {
-				fmt.Fprintf(&b, "| %s | %d | %d | %g | %d | – | – | – | – | – | – | – | – | – | FAILED: %s |\n",
-					x.Peer, x.Subs, x.Pubs, x.Rate, x.Size, cell(x.Err))
+				fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n",
+					x.Peer, x.Proto, x.Subs, x.Topics, x.load(), cell(x.Err))
 				continue
 			}
 			notes := []string{}
+			if x.Size != 64 {
+				notes = append(notes, fmt.Sprintf("%d-byte messages", x.Size))
+			}
+			if x.Pubs != 1 {
+				notes = append(notes, fmt.Sprintf("%d publishers", x.Pubs))
+			}
 			if x.Lost > 0 {
 				notes = append(notes, fmt.Sprintf("%d conns lost", x.Lost))
+			}
+			if x.Stalled > 0 {
+				notes = append(notes, fmt.Sprintf("%d publishes stalled (not fully delivered in 2 s)", x.Stalled))
 			}
 			if x.FirstError != "" {
 				notes = append(notes, x.FirstError)
@@ -236,11 +272,29 @@ func (r *Report) Markdown() string {
 			if x.ServerGCs >= 0 {
 				gcs = fmt.Sprint(x.ServerGCs)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %g | %d | %.0f | %.4f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s |\n",
-				x.Peer, x.Subs, x.Pubs, x.Rate, x.Size, x.DeliveriesS, x.Ratio, x.P50, x.P99, x.P999, x.Max,
+			last50, last99 := "–", "–"
+			if x.InFlight > 0 {
+				last50, last99 = fmt.Sprintf("%.0f", x.LastP50), fmt.Sprintf("%.0f", x.LastP99)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %.0f | %.0f | %.4f | %.0f | %.0f | %s | %s | %s | %.2f | %s | %s |\n",
+				x.Peer, x.Proto, x.Subs, x.Topics, x.load(), x.DeliveriesS, x.PubsPerSec, x.Ratio, x.P50, x.P99, last50, last99,
 				orNA(x.ServerCPUPerDelivery, "%.3f"), x.ClientCPUPerDelivery, gcs, cell(strings.Join(notes, "; ")))
 		}
 		b.WriteString("\n")
+	}
+	if len(r.RPC) > 0 {
+		b.WriteString("### SMQ rpc\n\n")
+		b.WriteString("Each SMQ client (WebSocket) publishes a request to the server-side client's ETID 1 and waits for the reply published back to its own ETID " +
+			"(closed loop, one request outstanding per client; the server side answers in Go). Latency is the round trip; CPU per round trip.\n\n")
+		r.roundTrips(&b, r.RPC, "clients", "round trips/s")
+	}
+	if len(r.HTTP) > 0 {
+		b.WriteString("### HTTP\n\n")
+		b.WriteString("Plain GET of an LSP page over keep-alive connections, one request outstanding per connection (closed loop); latency is request to complete response.\n\n")
+		r.roundTrips(&b, r.HTTP, "conns", "req/s")
+	}
+	if t := r.targets(); t != "" {
+		b.WriteString(t)
 	}
 	if len(r.Failures) > 0 {
 		b.WriteString("### Peer failures\n\n| peer | stage | error |\n|---|---|---|\n")
@@ -250,6 +304,39 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// roundTrips renders rpc and http runs (EchoSummary rows).
+func (r *Report) roundTrips(b *strings.Builder, rows []EchoSummary, connsLabel, rateLabel string) {
+	fmt.Fprintf(b, "| peer | path | %s | %s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server µs/op | client µs/op | server cores | server GCs | notes |\n", connsLabel, rateLabel)
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, x := range rows {
+		if x.Err != "" && x.Messages == 0 {
+			fmt.Fprintf(b, "| %s | %s | %d | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n", x.Peer, x.Path, x.Conns, cell(x.Err))
+			continue
+		}
+		notes := []string{}
+		if x.Opened != x.Conns {
+			notes = append(notes, fmt.Sprintf("%d of %d connected", x.Opened, x.Conns))
+		}
+		if x.Lost > 0 {
+			notes = append(notes, fmt.Sprintf("%d conns lost", x.Lost))
+		}
+		if x.Unexpected > 0 {
+			notes = append(notes, fmt.Sprintf("%d unexpected answers", x.Unexpected))
+		}
+		if x.FirstError != "" {
+			notes = append(notes, x.FirstError)
+		}
+		gcs := "n/a"
+		if x.ServerGCs >= 0 {
+			gcs = fmt.Sprint(x.ServerGCs)
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s | %s |\n",
+			x.Peer, x.Path, x.Opened, x.MsgsPerSec, x.P50, x.P90, x.P99, x.P999, x.Max,
+			orNA(x.ServerCPUPerMsg, "%.2f"), x.ClientCPUPerMsg, orNA(x.ServerCores, "%.2f"), gcs, cell(strings.Join(notes, "; ")))
+	}
+	b.WriteString("\n")
 }
 
 // header is the machine/date/command preamble of report.md and RESULTS.md.
@@ -276,7 +363,8 @@ func (r *Report) WriteResults(path string) error {
 	return os.WriteFile(path, []byte(r.header("Benchmark results")+r.Markdown()), 0o644)
 }
 
-// WriteDir writes report.md, results.json, latency.svg and rss.svg to dir.
+// WriteDir writes report.md, results.json, latency.svg, rss.svg and
+// fanout.svg to dir.
 func (r *Report) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -288,6 +376,9 @@ func (r *Report) WriteDir(dir string) error {
 	if len(r.Idle) > 0 {
 		md += "![RSS per idle connection](rss.svg)\n\n"
 	}
+	if len(r.Fanout) > 0 {
+		md += "![fan-out deliveries per second](fanout.svg)\n\n"
+	}
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -297,6 +388,7 @@ func (r *Report) WriteDir(dir string) error {
 		"results.json": js,
 		"latency.svg":  []byte(r.latencySVG()),
 		"rss.svg":      []byte(r.rssSVG()),
+		"fanout.svg":   []byte(r.fanoutSVG()),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
@@ -439,4 +531,38 @@ func (r *Report) rssSVG() string {
 		groups = append(groups, series{label, []float64{x.RSSPerConn / kib}})
 	}
 	return barChart("Server RSS per idle connection", "KiB", []string{"RSS/conn"}, groups, false)
+}
+
+// fanoutSVG charts deliveries/s per fan-out configuration (subscribers,
+// load), one bar per peer, log scale.
+func (r *Report) fanoutSVG() string {
+	var peers, configs []string
+	seenP, seenC := map[string]bool{}, map[string]bool{}
+	val := map[[2]string]float64{}
+	for _, x := range r.Fanout {
+		cfg := fmt.Sprintf("%d subs, %s", x.Subs, x.load())
+		if x.Topics > 1 {
+			cfg += fmt.Sprintf(", %d topics", x.Topics)
+		}
+		if !seenP[x.Peer] {
+			seenP[x.Peer] = true
+			peers = append(peers, x.Peer)
+		}
+		if !seenC[cfg] {
+			seenC[cfg] = true
+			configs = append(configs, cfg)
+		}
+		if x.Err == "" || x.Delivered > 0 {
+			val[[2]string{cfg, x.Peer}] = x.DeliveriesS
+		}
+	}
+	groups := make([]series, 0, len(configs))
+	for _, c := range configs {
+		g := series{label: c}
+		for _, p := range peers {
+			g.values = append(g.values, val[[2]string{c, p}])
+		}
+		groups = append(groups, g)
+	}
+	return barChart("Fan-out deliveries per second (log scale)", "deliveries/s", peers, groups, true)
 }

@@ -15,7 +15,9 @@ const peerStopTimeout = 10 * time.Second
 
 // runSuite runs, for each peer in turn and each on a fresh process: idle at
 // every --idle-conns size, echo closed loop (--echo-conns, --size, batch 1)
-// and echo batched (--echo-batch). A peer that fails to start gets rows
+// and echo batched (--echo-batch) for --peer-list; fan-out for every
+// --fanout-peers × --fanout-subs × --fanout-in-flight; rpc for
+// --rpc-peers; http for --http-peers. A peer that fails to start gets rows
 // saying so. Progress goes to log.
 func runSuite(c *config, log io.Writer) *Report {
 	rep := &Report{Started: time.Now(), Machine: readMachine(), Command: c.command()}
@@ -75,17 +77,65 @@ func runSuite(c *config, log io.Writer) *Report {
 			fmt.Fprintf(log, "bench:   %s\n", r.line())
 		}
 	}
+	fanSubs, err := parseInts(c.fanoutSubs)
+	if err != nil {
+		rep.Failures = append(rep.Failures, PeerFailure{Stage: "flags", Err: err.Error()})
+		fanSubs = nil
+	}
+	inFlight, err := parseCounts(c.fanoutInFlight)
+	if err != nil {
+		rep.Failures = append(rep.Failures, PeerFailure{Stage: "flags", Err: err.Error()})
+		inFlight = nil
+	}
 	for _, name := range splitList(c.fanoutPeers) {
-		fmt.Fprintf(log, "bench: %s fanout %d subs %d pubs %g/s ...\n", name, c.subs, c.pubs, c.pubRate)
-		var r FanoutSummary
-		if msg := with(name, "fanout", func(pp *PeerProc) {
-			r = RunFanout(c.fanoutOptions(pp.URL(peerPath(name)), "", Server{PID: pp.PID, Admin: pp.Admin}))
+		for _, subs := range fanSubs {
+			for _, k := range inFlight {
+				opt := c.fanoutOptions("", "", Server{})
+				opt.Proto, opt.Subs, opt.InFlight, opt.Duration = protoFor(name), subs, k, c.fanoutDuration
+				if k > 0 {
+					opt.Rate = 0
+				}
+				load := fmt.Sprintf("%d in flight", k)
+				if k == 0 {
+					load = fmt.Sprintf("%g/s", c.pubRate)
+				}
+				fmt.Fprintf(log, "bench: %s fanout %d subs, %s ...\n", name, subs, load)
+				var r FanoutSummary
+				if msg := with(name, fmt.Sprintf("fanout %d subs %s", subs, load), func(pp *PeerProc) {
+					opt.URL, opt.Server = pp.URL(peerPath(name)), Server{PID: pp.PID, Admin: pp.Admin}
+					r = RunFanout(opt)
+				}); msg != "" {
+					r = FanoutSummary{Proto: opt.Proto, Subs: subs, Pubs: c.pubs, Topics: max(c.topics, 1), InFlight: k,
+						Rate: opt.Rate, Size: c.size, Err: msg, ServerCPUPerDelivery: -1, ServerGCs: -1}
+				}
+				r.Peer = name
+				rep.Fanout = append(rep.Fanout, r)
+				fmt.Fprintf(log, "bench:   %s\n", r.line())
+			}
+		}
+	}
+	for _, name := range splitList(c.rpcPeers) {
+		fmt.Fprintf(log, "bench: %s rpc %d clients ...\n", name, c.rpcClients)
+		var r EchoSummary
+		if msg := with(name, "rpc", func(pp *PeerProc) {
+			r = RunRPC(c.rpcOptions(pp.URL(peerPath(name)), c.rpcClients, Server{PID: pp.PID, Admin: pp.Admin}))
 		}); msg != "" {
-			r = FanoutSummary{Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate, Size: c.size, Err: msg,
-				ServerCPUPerDelivery: -1, ServerGCs: -1}
+			r = EchoSummary{Mode: "rpc", Conns: c.rpcClients, Size: c.size, Batch: 1, Err: msg, ServerCPUPerMsg: -1, ServerGCs: -1}
 		}
 		r.Peer = name
-		rep.Fanout = append(rep.Fanout, r)
+		rep.RPC = append(rep.RPC, r)
+		fmt.Fprintf(log, "bench:   %s\n", r.line())
+	}
+	for _, name := range splitList(c.httpPeers) {
+		fmt.Fprintf(log, "bench: %s http GET %s, %d conns ...\n", name, c.path, c.httpConns)
+		var r EchoSummary
+		if msg := with(name, "http", func(pp *PeerProc) {
+			r = RunHTTP(c.httpOptions("http://"+pp.Addr+c.path, c.httpConns, Server{PID: pp.PID, Admin: pp.Admin}))
+		}); msg != "" {
+			r = EchoSummary{Mode: "http", Path: c.path, Conns: c.httpConns, Batch: 1, Err: msg, ServerCPUPerMsg: -1, ServerGCs: -1}
+		}
+		r.Peer = name
+		rep.HTTP = append(rep.HTTP, r)
 		fmt.Fprintf(log, "bench:   %s\n", r.line())
 	}
 	rep.Finished = time.Now()
@@ -122,7 +172,20 @@ func (c *config) command() string {
 		parts = append(parts, "--report "+c.reportDir)
 	}
 	if c.fanoutPeers != "" {
-		parts = append(parts, fmt.Sprintf("--fanout-peers %s --subs %d --pubs %d --pub-rate %g", c.fanoutPeers, c.subs, c.pubs, c.pubRate))
+		parts = append(parts, fmt.Sprintf("--fanout-peers %s --fanout-subs %s --fanout-in-flight %s --fanout-duration %v --pubs %d",
+			c.fanoutPeers, c.fanoutSubs, c.fanoutInFlight, c.fanoutDuration, c.pubs))
+		if strings.Contains(","+c.fanoutInFlight+",", ",0,") {
+			parts = append(parts, fmt.Sprintf("--pub-rate %g", c.pubRate))
+		}
+		if c.topics > 1 {
+			parts = append(parts, fmt.Sprintf("--topics %d", c.topics))
+		}
+	}
+	if c.rpcPeers != "" {
+		parts = append(parts, fmt.Sprintf("--rpc-peers %s --rpc-clients %d", c.rpcPeers, c.rpcClients))
+	}
+	if c.httpPeers != "" {
+		parts = append(parts, fmt.Sprintf("--http-peers %s --http-conns %d --path %s", c.httpPeers, c.httpConns, c.path))
 	}
 	if c.resultsFile != "" {
 		parts = append(parts, "--results "+c.resultsFile)

@@ -93,48 +93,17 @@ func init() {
 // dialers in parallel. The fd belongs to the caller, who must unix.Close it.
 func DialWS(t Target, src [4]byte, timeout time.Duration) (fd int, extra []byte, err error) {
 	deadline := time.Now().Add(timeout)
-	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err = DialTCP(t, src, deadline)
 	if err != nil {
-		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-			return -1, nil, ErrClientFDLimit
-		}
-		return -1, nil, fmt.Errorf("loadgen: socket: %w", err)
+		return -1, nil, err
 	}
+	sock := fd
 	ok := false
 	defer func() {
 		if !ok {
-			_ = unix.Close(fd)
-			fd = -1
+			_ = unix.Close(sock) // not fd: the return statement has set it to -1
 		}
 	}()
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if src != ([4]byte{}) {
-		// Let connect pick the port per 4-tuple, not bind per address, so
-		// each source address gives a full ephemeral range per server.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src}); err != nil {
-			if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
-				return -1, nil, ErrNoPorts
-			}
-			return -1, nil, fmt.Errorf("loadgen: bind %v: %w", net.IP(src[:]), err)
-		}
-	}
-	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: t.Addr, Port: t.Port})
-	if err == unix.EINPROGRESS || err == unix.EINTR {
-		if err = waitFD(fd, unix.POLLOUT, deadline); err == nil {
-			var soerr int
-			soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			if err == nil && soerr != 0 {
-				err = unix.Errno(soerr)
-			}
-		}
-	}
-	if err != nil {
-		if errors.Is(err, unix.EADDRNOTAVAIL) {
-			return -1, nil, ErrNoPorts
-		}
-		return -1, nil, fmt.Errorf("loadgen: connect: %w", err)
-	}
 	req := []byte("GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -188,6 +157,56 @@ func DialWS(t Target, src [4]byte, timeout time.Duration) (fd int, extra []byte,
 	}
 	ok = true
 	return fd, extra, nil
+}
+
+// DialTCP opens a non-blocking TCP connection from src (an IPv4 address,
+// port chosen by the kernel at connect time; zero: any) to t, waiting in
+// poll(2) until deadline. The fd belongs to the caller.
+func DialTCP(t Target, src [4]byte, deadline time.Time) (fd int, err error) {
+	sock, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			return -1, ErrClientFDLimit
+		}
+		return -1, fmt.Errorf("loadgen: socket: %w", err)
+	}
+	fd = sock
+	ok := false
+	defer func() {
+		if !ok {
+			_ = unix.Close(sock) // not fd: the return statement has set it to -1
+		}
+	}()
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if src != ([4]byte{}) {
+		// Let connect pick the port per 4-tuple, not bind per address, so
+		// each source address gives a full ephemeral range per server.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src}); err != nil {
+			if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
+				return -1, ErrNoPorts
+			}
+			return -1, fmt.Errorf("loadgen: bind %v: %w", net.IP(src[:]), err)
+		}
+	}
+	err = unix.Connect(fd, &unix.SockaddrInet4{Addr: t.Addr, Port: t.Port})
+	if err == unix.EINPROGRESS || err == unix.EINTR {
+		if err = waitFD(fd, unix.POLLOUT, deadline); err == nil {
+			var soerr int
+			soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err == nil && soerr != 0 {
+				err = unix.Errno(soerr)
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, unix.EADDRNOTAVAIL) {
+			return -1, ErrNoPorts
+		}
+		return -1, fmt.Errorf("loadgen: connect: %w", err)
+	}
+	ok = true
+	return fd, nil
 }
 
 // errTimeout is returned when a dial or handshake passes its deadline.

@@ -30,6 +30,19 @@ const maxFailures = 64
 // calls). It stops early at the first client fd limit or after maxFailures
 // failures. The caller owns the returned fds (see CloseAll).
 func DialMany(t Target, n int, srcs [][4]byte, parallel int, timeout time.Duration) *DialResult {
+	return dialMany(n, srcs, parallel, func(src [4]byte) (int, []byte, error) { return DialWS(t, src, timeout) })
+}
+
+// DialManyTCP is DialMany for plain TCP connections (no handshake): the
+// http scenario's keep-alive clients.
+func DialManyTCP(t Target, n int, srcs [][4]byte, parallel int, timeout time.Duration) *DialResult {
+	return dialMany(n, srcs, parallel, func(src [4]byte) (int, []byte, error) {
+		fd, err := DialTCP(t, src, time.Now().Add(timeout))
+		return fd, nil, err
+	})
+}
+
+func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (int, []byte, error)) *DialResult {
 	if parallel < 1 {
 		parallel = 1
 	}
@@ -56,7 +69,7 @@ func DialMany(t Target, n int, srcs [][4]byte, parallel int, timeout time.Durati
 				i := next
 				next++
 				mu.Unlock()
-				fd, extra, err := DialWS(t, srcs[i%len(srcs)], timeout)
+				fd, extra, err := dial(srcs[i%len(srcs)])
 				mu.Lock()
 				if err != nil {
 					res.Failed++

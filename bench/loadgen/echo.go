@@ -26,6 +26,11 @@ type EchoConfig struct {
 	// OnWindow, if set, is called on RunEcho's goroutine right after the
 	// measured window opens (start=true) and right after it closes.
 	OnWindow func(start bool)
+	// Payloads, when set, gives each connection its own message
+	// (Payloads[i] for fds[i], sent as a binary frame) instead of Size
+	// filler bytes: request/response protocols such as SMQ rpc, where each
+	// reply is one inbound message.
+	Payloads [][]byte
 }
 
 // EchoResult is what a run measured inside its window.
@@ -90,6 +95,9 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 	if cfg.Duration <= 0 {
 		return nil, errors.New("loadgen: duration must be positive")
 	}
+	if cfg.Payloads != nil && len(cfg.Payloads) < len(fds) {
+		return nil, errors.New("loadgen: fewer payloads than connections")
+	}
 	op := byte(opBin)
 	if cfg.Text {
 		op = opText
@@ -117,9 +125,13 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 			ex = extra[i]
 		}
 		mask := [4]byte{byte(i), byte(i >> 8), 0x5a, 0xa5}
-		frame := make([]byte, 0, cfg.Batch*(cfg.Size+14))
+		p, fop := payload, op
+		if cfg.Payloads != nil {
+			p, fop = cfg.Payloads[i], opBin
+		}
+		frame := make([]byte, 0, cfg.Batch*(len(p)+14))
 		for k := 0; k < cfg.Batch; k++ {
-			frame = AppendClientFrame(frame, op, payload, mask)
+			frame = AppendClientFrame(frame, fop, p, mask)
 		}
 		loops[i%len(loops)].add(&echoConn{fd: fd, frame: frame, pend: ex, mask: mask})
 	}

@@ -13,13 +13,17 @@ import (
 )
 
 // FanoutProtocol adapts the fan-out scenario to a pub/sub protocol carried
-// in WebSocket messages (the driver does the WebSocket framing). The
-// broadcast peers need no protocol at all (Bcast); an SMQ adapter (init,
-// subscribe, publish to a topic id) plugs in here.
+// in WebSocket messages (the driver does the WebSocket framing): Bcast for
+// the *-bcast peers, SMQ for the broker, NATS for nats-server.
 type FanoutProtocol interface {
 	// NewConn returns the state of one connection; subscriber is false for
-	// publishers. Called before the run, on RunFanout's goroutine.
-	NewConn(subscriber bool) FanoutConn
+	// publishers. A subscriber listens on topic (0 <= topic < topics); a
+	// publisher may publish to any of the topics. Called before the run,
+	// on RunFanout's goroutine.
+	NewConn(subscriber bool, topic, topics int) FanoutConn
+	// MaxTopics is the largest topics value the protocol supports (Bcast
+	// has exactly one; 0 means no limit).
+	MaxTopics() int
 }
 
 // FanoutConn is one connection's protocol state. Its methods run on the
@@ -27,35 +31,63 @@ type FanoutProtocol interface {
 type FanoutConn interface {
 	// Hello returns the messages to send right after the handshake.
 	Hello() [][]byte
-	// Inbound interprets one inbound message: body is the published body
-	// when msg is a delivery (else nil); replies are messages to send back.
-	Inbound(msg []byte) (body []byte, replies [][]byte, err error)
+	// Inbound interprets one inbound WebSocket message: it calls emit with
+	// the published body of every delivery the message carries (the body
+	// is only valid during the call), and returns messages to send back.
+	Inbound(msg []byte, emit func(body []byte)) (replies [][]byte, err error)
 	// Ready reports that setup is complete (e.g. the subscription is
 	// acknowledged); publishing starts once every connection is ready.
 	Ready() bool
-	// AppendPublish appends the message that publishes body.
-	AppendPublish(dst, body []byte) []byte
+	// AppendPublish appends the message that publishes body to topic.
+	AppendPublish(dst []byte, topic int, body []byte) []byte
 }
 
 // Bcast is the protocol of the *-bcast peers: every message a client sends
-// is written to every subscriber as is.
+// is written to every subscriber as is. It has one implicit topic.
 type Bcast struct{}
 
 // NewConn implements FanoutProtocol.
-func (Bcast) NewConn(bool) FanoutConn { return bcastConn{} }
+func (Bcast) NewConn(bool, int, int) FanoutConn { return bcastConn{} }
+
+// MaxTopics implements FanoutProtocol: a broadcast server has one audience.
+func (Bcast) MaxTopics() int { return 1 }
 
 type bcastConn struct{}
 
-func (bcastConn) Hello() [][]byte                              { return nil }
-func (bcastConn) Inbound(msg []byte) ([]byte, [][]byte, error) { return msg, nil, nil }
-func (bcastConn) Ready() bool                                  { return true }
-func (bcastConn) AppendPublish(dst, body []byte) []byte        { return append(dst, body...) }
+func (bcastConn) Hello() [][]byte { return nil }
+func (bcastConn) Inbound(msg []byte, emit func([]byte)) ([][]byte, error) {
+	emit(msg)
+	return nil, nil
+}
+func (bcastConn) Ready() bool                                      { return true }
+func (bcastConn) AppendPublish(dst []byte, _ int, b []byte) []byte { return append(dst, b...) }
+
+// Body layout of every publish: bytes 0..8 the send time (ns since the
+// run's base), 8..12 the closed-loop slot, 12..16 the slot's generation.
+const (
+	bodyStamp = 0
+	bodySlot  = 8
+	bodyGen   = 12
+	minBody   = 16
+)
 
 // FanoutConfig describes one fan-out run.
 type FanoutConfig struct {
 	Proto FanoutProtocol
-	Size  int     // body bytes (at least 8: the first 8 carry the send time)
-	Rate  float64 // publishes per second over all publishers
+	Size  int // body bytes (at least 16: send time, slot, generation)
+	// Rate is publishes per second over all publishers (open loop; the
+	// stamps are intended send times). Ignored when InFlight > 0.
+	Rate float64
+	// InFlight > 0 runs closed loop: each publisher keeps InFlight
+	// publishes outstanding and sends the next one when a previous one has
+	// reached every subscriber of its topic (or after StallTimeout).
+	InFlight int
+	// Topics spreads subscribers over this many topics (subscriber i on
+	// topic i mod Topics); publishes go to the topics round robin.
+	Topics int
+	// StallTimeout gives up waiting for a closed-loop publish's last
+	// delivery (default 2 s); such publishes are counted in Stalled.
+	StallTimeout time.Duration
 	// Setup bounds the wait for every connection to be Ready.
 	Setup, Warmup, Duration, Drain time.Duration
 	Loops                          int
@@ -66,9 +98,13 @@ type FanoutConfig struct {
 type FanoutResult struct {
 	Subscribers, Publishers int
 	Published               int64 // publishes written during the window
+	Expected                int64 // deliveries those publishes should cause
 	Delivered               int64 // deliveries received during the window
+	Completed               int64 // closed loop: publishes that reached all their subscribers in the window
+	Stalled                 int64 // closed loop: publishes given up after StallTimeout
 	Window                  time.Duration
-	Hist                    *hdrhistogram.Histogram // publish (intended) to delivery, ns
+	Hist                    *hdrhistogram.Histogram // publish (intended) to each delivery, ns
+	LastHist                *hdrhistogram.Histogram // closed loop: publish to its last delivery, ns
 	Lost                    int
 	FirstError              string
 	Backlogged              int64
@@ -81,9 +117,23 @@ type Conn struct {
 	Extra []byte
 }
 
-// RunFanout drives subscribers and publishers (fds are not closed). The
-// publish schedule is fixed rate and stamps carry intended send times, so a
-// slow server shows as latency, not as a lower offered load.
+// slot is one closed-loop outstanding publish. remaining and gen are shared
+// by every loop (deliveries may land on any); the rest belongs to the
+// owning loop.
+type slot struct {
+	remaining atomic.Int32
+	gen       atomic.Uint32
+	owner     *fanLoop
+	pub       *fanConn
+	topic     int
+	sentAt    int64 // owner only
+}
+
+// RunFanout drives subscribers and publishers (fds are not closed). Open
+// loop (Rate): the publish schedule is fixed and stamps carry intended send
+// times, so a slow server shows as latency, not as a lower offered load.
+// Closed loop (InFlight): throughput is what the server sustains with that
+// many publishes outstanding.
 func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 	if cfg.Proto == nil {
 		cfg.Proto = Bcast{}
@@ -91,58 +141,92 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 	if len(subs) == 0 || len(pubs) == 0 {
 		return nil, errors.New("loadgen: fanout needs subscribers and publishers")
 	}
-	if cfg.Rate <= 0 || cfg.Duration <= 0 {
-		return nil, errors.New("loadgen: fanout needs a rate and a duration")
+	if (cfg.Rate <= 0 && cfg.InFlight <= 0) || cfg.Duration <= 0 {
+		return nil, errors.New("loadgen: fanout needs a rate or publishes in flight, and a duration")
 	}
-	if cfg.Size < 8 {
-		cfg.Size = 8
+	if cfg.Topics < 1 {
+		cfg.Topics = 1
+	}
+	if m := cfg.Proto.MaxTopics(); m > 0 && cfg.Topics > m {
+		return nil, fmt.Errorf("loadgen: this protocol supports at most %d topic(s)", m)
+	}
+	if cfg.Topics > len(subs) {
+		return nil, errors.New("loadgen: more topics than subscribers")
+	}
+	if cfg.Size < minBody {
+		cfg.Size = minBody
 	}
 	if cfg.Loops < 1 {
 		cfg.Loops = 1
 	}
 	if cfg.Setup <= 0 {
-		cfg.Setup = 10 * time.Second
+		cfg.Setup = 20 * time.Second
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 2 * time.Second
+	}
 	var phase atomic.Int32
 	phase.Store(phaseSetup)
 	base := time.Now()
+	expected := make([]int32, cfg.Topics)
+	for i := range subs {
+		expected[i%cfg.Topics]++
+	}
 	loops := make([]*fanLoop, cfg.Loops)
-	for i := range loops {
-		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		if err != nil {
-			for _, l := range loops[:i] {
+	closeAll := func() {
+		for _, l := range loops {
+			if l != nil {
 				l.close()
 			}
+		}
+	}
+	for i := range loops {
+		l := &fanLoop{phase: &phase, base: base, cfg: cfg, epfd: -1, tfd: -1, efd: -1,
+			buf: make([]byte, 256<<10), hist: NewHist(), lastHist: NewHist(), expected: expected}
+		loops[i] = l
+		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			closeAll()
 			return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
 		}
-		loops[i] = &fanLoop{phase: &phase, base: base, cfg: cfg, epfd: epfd, tfd: -1,
-			buf: make([]byte, 256<<10), hist: NewHist()}
+		l.epfd = epfd
+		l.emit = l.onDelivery
 	}
 	var ready atomic.Int64
-	add := func(c Conn, sub bool, i int) {
+	add := func(c Conn, sub bool, i int) *fanConn {
 		l := loops[i%len(loops)]
-		fc := &fanConn{fd: c.FD, pend: c.Extra, sub: sub, proto: cfg.Proto.NewConn(sub),
+		topic := 0
+		if sub {
+			topic = i % cfg.Topics
+		}
+		fc := &fanConn{fd: c.FD, pend: c.Extra, sub: sub, proto: cfg.Proto.NewConn(sub, topic, cfg.Topics),
 			mask: [4]byte{byte(i), byte(i >> 8), 0x3c, 0xc3}, idx: int32(len(l.conns))}
 		l.conns = append(l.conns, fc)
 		if !sub {
 			l.pubs = append(l.pubs, fc)
 		}
+		return fc
 	}
 	for i, c := range subs {
 		add(c, true, i)
 	}
+	var slots []*slot
 	for i, c := range pubs {
-		add(c, false, i)
+		fc := add(c, false, i)
+		for k := 0; k < cfg.InFlight; k++ {
+			s := &slot{owner: loops[i%len(loops)], pub: fc, topic: len(slots) % cfg.Topics}
+			slots = append(slots, s)
+			s.owner.slots = append(s.owner.slots, int32(len(slots)-1))
+		}
 	}
 	for _, l := range loops {
 		l.ready = &ready
+		l.all = slots
 		if err := l.setup(len(pubs)); err != nil {
-			for _, x := range loops {
-				x.close()
-			}
+			closeAll()
 			return nil, err
 		}
 	}
@@ -151,22 +235,36 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); l.run() }()
 	}
+	stop := func() {
+		phase.Store(phaseStop)
+		for _, l := range loops {
+			l.wake()
+		}
+		wg.Wait()
+	}
 	total := int64(len(subs) + len(pubs))
 	deadline := time.Now().Add(cfg.Setup)
 	for ready.Load() < total && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	var setupErr error
-	if ready.Load() < total {
-		setupErr = fmt.Errorf("loadgen: only %d of %d connections ready after %v", ready.Load(), total, cfg.Setup)
-		phase.Store(phaseStop)
-		wg.Wait()
+	if n := ready.Load(); n < total {
+		stop()
+		first := ""
 		for _, l := range loops {
-			l.close()
+			if first == "" {
+				first = l.firstErr
+			}
 		}
-		return nil, setupErr
+		closeAll()
+		if first != "" {
+			first = " (first error: " + first + ")"
+		}
+		return nil, fmt.Errorf("loadgen: only %d of %d connections ready after %v%s", n, total, cfg.Setup, first)
 	}
 	phase.Store(phaseWarmup)
+	for _, l := range loops {
+		l.wake()
+	}
 	time.Sleep(cfg.Warmup)
 	phase.Store(phaseMeasure)
 	t0 := time.Now()
@@ -182,26 +280,33 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 	// Deliveries still in flight arrive during the drain; they are not
 	// counted (outside the window), but waiting lets the server finish.
 	time.Sleep(min(cfg.Drain, 200*time.Millisecond))
-	phase.Store(phaseStop)
-	wg.Wait()
-	res := &FanoutResult{Subscribers: len(subs), Publishers: len(pubs), Window: window, Hist: NewHist()}
+	stop()
+	res := &FanoutResult{Subscribers: len(subs), Publishers: len(pubs), Window: window,
+		Hist: NewHist(), LastHist: NewHist()}
 	for _, l := range loops {
 		res.Hist.Merge(l.hist)
+		res.LastHist.Merge(l.lastHist)
 		res.Published += l.published
+		res.Expected += l.expectedN
 		res.Delivered += l.delivered
+		res.Completed += l.completed
+		res.Stalled += l.stalled
 		res.Lost += l.lost
 		res.Backlogged += l.backlogged
 		if res.FirstError == "" {
 			res.FirstError = l.firstErr
 		}
-		l.close()
 	}
+	closeAll()
 	return res, nil
 }
 
 // phaseSetup precedes phaseWarmup in a fan-out run: connections exchange
 // their Hello messages, nobody publishes.
 const phaseSetup = -1
+
+// efdTag marks the eventfd that wakes a loop for cross-loop completions.
+const efdTag = -2
 
 // fanConn is one connection, owned by one fanLoop.
 type fanConn struct {
@@ -215,6 +320,7 @@ type fanConn struct {
 	dead    bool
 	outArm  bool
 	counted bool // already counted as ready
+	rr      int  // publisher: next topic (open loop)
 }
 
 // fanLoop is one generator goroutine of a fan-out run.
@@ -225,6 +331,7 @@ type fanLoop struct {
 	cfg      FanoutConfig
 	epfd     int
 	tfd      int
+	efd      int // eventfd: other loops completed one of our slots
 	conns    []*fanConn
 	pubs     []*fanConn
 	buf      []byte
@@ -232,13 +339,25 @@ type fanLoop struct {
 	body     []byte
 	msg      []byte
 	hist     *hdrhistogram.Histogram
+	lastHist *hdrhistogram.Histogram
 	interval int64
 	nextDue  int64
 	rr       int
+	now      int64 // time of the current wake-up
+	emit     func([]byte)
+	cur      *fanConn // connection whose input is being parsed
+	expected []int32  // subscribers per topic
 
-	published, delivered, backlogged int64
-	lost                             int
-	firstErr                         string
+	all      []*slot // every slot of the run (read-only after setup)
+	slots    []int32 // indexes of this loop's slots
+	doneMu   sync.Mutex
+	doneIn   []int32 // completions posted by other loops
+	doneHere []int32 // completions found by this loop
+	lastScan int64
+
+	published, expectedN, delivered, completed, stalled, backlogged int64
+	lost                                                            int
+	firstErr                                                        string
 }
 
 func (l *fanLoop) setup(totalPubs int) error {
@@ -248,7 +367,16 @@ func (l *fanLoop) setup(totalPubs int) error {
 			return fmt.Errorf("loadgen: epoll_ctl: %w", err)
 		}
 	}
-	if len(l.pubs) > 0 {
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("loadgen: eventfd: %w", err)
+	}
+	l.efd = efd
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: efdTag}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		return fmt.Errorf("loadgen: epoll_ctl eventfd: %w", err)
+	}
+	if len(l.pubs) > 0 && l.cfg.InFlight <= 0 {
 		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 		if err != nil {
 			return fmt.Errorf("loadgen: timerfd_create: %w", err)
@@ -262,27 +390,35 @@ func (l *fanLoop) setup(totalPubs int) error {
 		l.interval = max(1, int64(1e9/share))
 	}
 	l.body = make([]byte, l.cfg.Size)
-	for i := 8; i < len(l.body); i++ {
+	for i := minBody; i < len(l.body); i++ {
 		l.body[i] = 'a' + byte(i%26)
 	}
 	return nil
 }
 
 func (l *fanLoop) close() {
-	if l.tfd >= 0 {
-		_ = unix.Close(l.tfd)
-		l.tfd = -1
-	}
-	if l.epfd >= 0 {
-		_ = unix.Close(l.epfd)
-		l.epfd = -1
+	for _, fd := range []*int{&l.tfd, &l.efd, &l.epfd} {
+		if *fd >= 0 {
+			_ = unix.Close(*fd)
+			*fd = -1
+		}
 	}
 }
 
-func (l *fanLoop) now() int64 { return int64(time.Since(l.base)) }
+// wake interrupts the loop's epoll_wait (any goroutine).
+func (l *fanLoop) wake() {
+	if l.efd >= 0 {
+		var one [8]byte
+		binary.LittleEndian.PutUint64(one[:], 1)
+		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+func (l *fanLoop) clock() int64 { return int64(time.Since(l.base)) }
 
 func (l *fanLoop) run() {
 	events := make([]unix.EpollEvent, 256)
+	l.now = l.clock()
 	for _, c := range l.conns {
 		for _, m := range c.proto.Hello() {
 			l.write(c, m)
@@ -291,7 +427,7 @@ func (l *fanLoop) run() {
 		if len(c.pend) > 0 {
 			p := c.pend
 			c.pend = nil
-			l.consume(c, p, l.now())
+			l.consume(c, p)
 		}
 	}
 	armed := false
@@ -300,25 +436,37 @@ func (l *fanLoop) run() {
 		if ph == phaseStop {
 			return
 		}
-		if !armed && ph >= phaseWarmup && l.tfd >= 0 {
+		if !armed && ph >= phaseWarmup {
 			armed = true
-			l.nextDue = l.now()
-			l.fire(l.nextDue)
+			l.now = l.clock()
+			if l.tfd >= 0 {
+				l.nextDue = l.now
+				l.fire(l.nextDue)
+			}
+			for _, s := range l.slots {
+				l.publishSlot(s)
+			}
 		}
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
 			return
 		}
-		if n <= 0 {
-			continue
-		}
-		now := l.now()
-		for _, ev := range events[:n] {
-			if ev.Fd == tfdTag {
+		l.now = l.clock()
+		for _, ev := range events[:max(n, 0)] {
+			switch ev.Fd {
+			case tfdTag:
 				var tmp [8]byte
 				_, _ = unix.Read(l.tfd, tmp[:])
-				l.fire(now)
+				l.fire(l.now)
+				continue
+			case efdTag:
+				var tmp [8]byte
+				_, _ = unix.Read(l.efd, tmp[:])
+				l.doneMu.Lock()
+				l.doneHere = append(l.doneHere, l.doneIn...)
+				l.doneIn = l.doneIn[:0]
+				l.doneMu.Unlock()
 				continue
 			}
 			c := l.conns[ev.Fd]
@@ -329,9 +477,62 @@ func (l *fanLoop) run() {
 				l.flush(c)
 			}
 			if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
-				l.readConn(c, now)
+				l.readConn(c)
 			}
 		}
+		if armed && len(l.slots) > 0 {
+			l.closedLoop()
+		}
+	}
+}
+
+// closedLoop re-publishes completed slots and gives up on stalled ones.
+func (l *fanLoop) closedLoop() {
+	for len(l.doneHere) > 0 {
+		done := l.doneHere
+		l.doneHere = nil
+		for _, s := range done {
+			l.publishSlot(s)
+		}
+	}
+	if l.now-l.lastScan < int64(50*time.Millisecond) {
+		return
+	}
+	l.lastScan = l.now
+	limit := int64(l.cfg.StallTimeout)
+	for _, i := range l.slots {
+		s := l.all[i]
+		if s.sentAt > 0 && l.now-s.sentAt > limit && s.remaining.Load() > 0 {
+			if l.phase.Load() == phaseMeasure {
+				l.stalled++
+			}
+			l.publishSlot(i)
+		}
+	}
+}
+
+// publishSlot (owner loop) sends slot i's next publish: new generation,
+// full subscriber count outstanding.
+func (l *fanLoop) publishSlot(i int32) {
+	ph := l.phase.Load()
+	if ph >= phaseDrain || ph < phaseWarmup {
+		return
+	}
+	s := l.all[i]
+	if s.pub.dead {
+		return
+	}
+	gen := s.gen.Add(1)
+	s.remaining.Store(l.expected[s.topic])
+	s.sentAt = l.now
+	binary.BigEndian.PutUint64(l.body[bodyStamp:], uint64(l.now))
+	binary.BigEndian.PutUint32(l.body[bodySlot:], uint32(i)+1)
+	binary.BigEndian.PutUint32(l.body[bodyGen:], gen)
+	l.msg = s.pub.proto.AppendPublish(l.msg[:0], s.topic, l.body)
+	l.write(s.pub, l.msg)
+	if ph == phaseMeasure {
+		l.published++
+		l.expectedN += int64(l.expected[s.topic])
 	}
 }
 
@@ -342,7 +543,8 @@ func (l *fanLoop) checkReady(c *fanConn) {
 	}
 }
 
-// fire publishes everything due, round robin over the loop's publishers.
+// fire publishes everything due (open loop), round robin over the loop's
+// publishers and each publisher's topics.
 func (l *fanLoop) fire(now int64) {
 	ph := l.phase.Load()
 	if ph >= phaseDrain || ph < phaseWarmup {
@@ -353,11 +555,15 @@ func (l *fanLoop) fire(now int64) {
 			c := l.pubs[l.rr%len(l.pubs)]
 			l.rr++
 			if !c.dead {
-				binary.BigEndian.PutUint64(l.body, uint64(l.nextDue))
-				l.msg = c.proto.AppendPublish(l.msg[:0], l.body)
+				topic := c.rr % l.cfg.Topics
+				c.rr++
+				binary.BigEndian.PutUint64(l.body[bodyStamp:], uint64(l.nextDue))
+				binary.BigEndian.PutUint32(l.body[bodySlot:], 0)
+				l.msg = c.proto.AppendPublish(l.msg[:0], topic, l.body)
 				l.write(c, l.msg)
 				if ph == phaseMeasure {
 					l.published++
+					l.expectedN += int64(l.expected[topic])
 				}
 				break
 			}
@@ -366,6 +572,42 @@ func (l *fanLoop) fire(now int64) {
 	}
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(l.nextDue - now)}
 	_ = unix.TimerfdSettime(l.tfd, 0, &spec, nil)
+}
+
+// onDelivery is the emit callback: one published body reached l.cur.
+func (l *fanLoop) onDelivery(body []byte) {
+	c := l.cur
+	if c == nil || !c.sub || len(body) < minBody {
+		return
+	}
+	stamp := int64(binary.BigEndian.Uint64(body[bodyStamp:]))
+	if l.phase.Load() == phaseMeasure {
+		l.delivered++
+		_ = l.hist.RecordValue(max(l.now-stamp, histMin))
+	}
+	si := binary.BigEndian.Uint32(body[bodySlot:])
+	if si == 0 || int(si) > len(l.all) {
+		return
+	}
+	s := l.all[si-1]
+	if s.gen.Load() != binary.BigEndian.Uint32(body[bodyGen:]) {
+		return // a late delivery of a publish given up on
+	}
+	if s.remaining.Add(-1) != 0 {
+		return
+	}
+	if l.phase.Load() == phaseMeasure {
+		l.completed++
+		_ = l.lastHist.RecordValue(max(l.now-stamp, histMin))
+	}
+	if s.owner == l {
+		l.doneHere = append(l.doneHere, int32(si-1))
+		return
+	}
+	s.owner.doneMu.Lock()
+	s.owner.doneIn = append(s.owner.doneIn, int32(si-1))
+	s.owner.doneMu.Unlock()
+	s.owner.wake()
 }
 
 // write frames msg as one masked binary message and writes or queues it.
@@ -428,7 +670,7 @@ func (l *fanLoop) flush(c *fanConn) {
 	l.armOut(c, false)
 }
 
-func (l *fanLoop) readConn(c *fanConn, now int64) {
+func (l *fanLoop) readConn(c *fanConn) {
 	n, err := unix.Read(c.fd, l.buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
@@ -441,17 +683,16 @@ func (l *fanLoop) readConn(c *fanConn, now int64) {
 		l.fail(c, errors.New("server closed the connection"))
 		return
 	}
-	l.consume(c, l.buf[:n], now)
+	l.consume(c, l.buf[:n])
 }
 
 // consume parses inbound frames and hands messages to the protocol.
 // Fragmented messages are not reassembled: pub/sub messages here are small.
-func (l *fanLoop) consume(c *fanConn, data []byte, now int64) {
+func (l *fanLoop) consume(c *fanConn, data []byte) {
 	if len(c.pend) > 0 {
 		c.pend = append(c.pend, data...)
 		data = c.pend
 	}
-	measuring := l.phase.Load() == phaseMeasure
 	for len(data) > 0 && !c.dead {
 		f, ok, err := parseFrame(data)
 		if err != nil {
@@ -464,7 +705,9 @@ func (l *fanLoop) consume(c *fanConn, data []byte, now int64) {
 		data = data[f.size:]
 		switch f.op {
 		case opText, opBin:
-			body, replies, err := c.proto.Inbound(f.payload)
+			l.cur = c
+			replies, err := c.proto.Inbound(f.payload, l.emit)
+			l.cur = nil
 			if err != nil {
 				l.fail(c, err)
 				return
@@ -473,11 +716,6 @@ func (l *fanLoop) consume(c *fanConn, data []byte, now int64) {
 				l.write(c, r)
 			}
 			l.checkReady(c)
-			if body != nil && c.sub && measuring && len(body) >= 8 {
-				l.delivered++
-				lat := now - int64(binary.BigEndian.Uint64(body))
-				_ = l.hist.RecordValue(max(lat, histMin))
-			}
 		case opPing:
 			c.out = AppendClientFrame(c.out, opPong, f.payload, c.mask)
 			l.flush(c)

@@ -10,6 +10,14 @@
 //	               WriteMessage per subscriber per message
 //	nbio-echo      lesismal/nbio nbhttp engine + websocket upgrader at /echo
 //	nbio-bcast     nbio broadcast at /bcast: one WriteMessage per subscriber
+//	tarpon-smq     the SMQ broker (broker.New on the runtime) at /smq, both
+//	               transports; its server-side client answers every publish
+//	               to ETID 1 by publishing it back to the sender (rpc)
+//	nats           nats-server v2 embedded, WebSocket listener on the peer's
+//	               address (no TLS, any path), NATS text protocol
+//	tarpon-lua     the real app server stack (runtime, scheduler, cosocket,
+//	               smq.hub, lsp) serving the embedded examples app at /:
+//	               /ws/echo.lsp is the Lua cosocket echo, / an LSP page
 //
 // Broadcast peers treat a connection opened with ?pub=1 as a publisher
 // that receives nothing; every message any client sends is written to every
@@ -22,7 +30,10 @@
 // # Goroutines
 //
 // Each library owns its own: net/http's accept and (for gorilla) handler
-// goroutines, nbio's pollers and handler pool, the runtime's event loops.
+// goroutines, nbio's pollers and handler pool, the runtime's event loops
+// (tarpon-smq's server-side replies run on the publisher's loop), the
+// nats-server's per-client goroutines, tarpon-lua's one Lua scheduler
+// goroutine.
 // Shared state (connection counts, broadcast subscriber lists) is atomic or
 // copy-on-write behind a mutex, read lock-free on the message path.
 //
@@ -32,4 +43,7 @@
 //	gorilla.go  gorilla-echo, gorilla-bcast
 //	nbio.go     nbio-echo, nbio-bcast
 //	tarpon.go   tarpon-echo, tarpon-bcast (package runtime)
+//	smq.go      tarpon-smq (package broker)
+//	nats.go     nats (github.com/nats-io/nats-server/v2)
+//	lua.go      tarpon-lua (runtime, scheduler, cosocket, smqlua, lsp, examples)
 package peers

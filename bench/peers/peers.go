@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime/debug"
+	"net/http/pprof"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -119,7 +120,8 @@ func Collect(name string, s Server) Stats {
 // AdminHandler serves GET /stats (Stats as JSON) and POST or GET /gc (runs
 // debug.FreeOSMemory: a full collection that also returns freed memory to
 // the OS, so RSS shows what the server keeps, not garbage it has not handed
-// back yet; then answers like /stats). Every peer gets the same treatment.
+// back yet; then answers like /stats), and /debug/pprof/ (heap, goroutine,
+// profile, ...). Every peer gets the same treatment.
 // It runs on net/http goroutines.
 func AdminHandler(name string, s Server) http.Handler {
 	mux := http.NewServeMux()
@@ -132,6 +134,9 @@ func AdminHandler(name string, s Server) http.Handler {
 		debug.FreeOSMemory()
 		writeStats(w)
 	})
+	// Profiles for looking into a figure (go tool pprof http://ADMIN/debug/pprof/heap).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
 }
 

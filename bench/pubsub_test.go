@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tarponrt/tarpon/bench/peers"
+)
+
+// startInProcess starts a peer inside the test process (so the race
+// detector sees it) and stops it when the test ends.
+func startInProcess(t *testing.T, name string) peers.Server {
+	t.Helper()
+	srv, err := peers.Start(name, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := shutdown(srv); err != nil {
+			t.Errorf("shutdown %s: %v", name, err)
+		}
+	})
+	return srv
+}
+
+func TestFanoutSMQ(t *testing.T) {
+	srv := startInProcess(t, "tarpon-smq")
+	url := "ws://" + srv.Addr() + peers.SMQPath
+	cases := []struct {
+		name     string
+		inFlight int
+		rate     float64
+		topics   int
+		pubs     int
+	}{
+		{name: "closed loop 1 in flight", inFlight: 1, topics: 1, pubs: 1},
+		{name: "closed loop 8 in flight, 3 topics, 2 publishers", inFlight: 8, topics: 3, pubs: 2},
+		{name: "open loop 200/s, 2 topics", rate: 200, topics: 2, pubs: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := RunFanout(FanoutOptions{URL: url, Proto: "smq", Subs: 30, Pubs: tc.pubs, Topics: tc.topics,
+				InFlight: tc.inFlight, Rate: tc.rate, Size: 64, Warmup: 100 * time.Millisecond,
+				Duration: 500 * time.Millisecond, Server: Server{PID: os.Getpid()}})
+			if s.Err != "" || s.Lost != 0 || s.FirstError != "" || s.Stalled != 0 {
+				t.Fatalf("fanout: %+v", s)
+			}
+			// Each publish reaches the subscribers of its topic only; the
+			// window edges may cut a few deliveries in or out.
+			if s.Ratio < 0.85 || s.Ratio > 1.15 || s.Published < 20 {
+				t.Fatalf("published %d, delivered %d, ratio %.3f", s.Published, s.Delivered, s.Ratio)
+			}
+			if s.P50 <= 0 || s.ServerCPUPerDelivery < 0 {
+				t.Fatalf("figures: %+v", s)
+			}
+			if tc.inFlight > 0 && (s.Completed == 0 || s.LastP50 < s.P50 || s.LastP99 <= 0) {
+				t.Fatalf("closed-loop figures: completed %d, last p50 %.0f µs, p50 %.0f µs", s.Completed, s.LastP50, s.P50)
+			}
+		})
+	}
+	// More topics than a broadcast server has is refused up front.
+	if s := RunFanout(FanoutOptions{URL: url, Proto: "bcast", Subs: 4, Pubs: 1, Topics: 2, InFlight: 1,
+		Duration: 100 * time.Millisecond}); !strings.Contains(s.Err, "at most 1 topic") {
+		t.Fatalf("bcast with 2 topics: %+v", s)
+	}
+}
+
+func TestRPC(t *testing.T) {
+	srv := startInProcess(t, "tarpon-smq")
+	s := RunRPC(RPCOptions{URL: "ws://" + srv.Addr() + peers.SMQPath, Clients: 10, Size: 32,
+		Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Server: Server{PID: os.Getpid()}})
+	if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Unexpected != 0 || s.Opened != 10 {
+		t.Fatalf("rpc: %+v", s)
+	}
+	if s.Messages < 10 || s.P50 <= 0 || s.Mode != "rpc" || s.Path != peers.SMQPath {
+		t.Fatalf("rpc figures: %+v", s)
+	}
+	// A server that is not an SMQ broker fails the handshake cleanly.
+	echo := startInProcess(t, "gorilla-echo")
+	bad := RunRPC(RPCOptions{URL: "ws://" + echo.Addr() + "/echo", Clients: 2, Duration: 100 * time.Millisecond,
+		Timeout: 300 * time.Millisecond})
+	if !strings.Contains(bad.Err, "no SMQ client connected") {
+		t.Fatalf("rpc against an echo server: %+v", bad)
+	}
+}
+
+func TestLuaEchoAndHTTP(t *testing.T) {
+	srv := startInProcess(t, "tarpon-lua")
+	t.Run("lua-echo", func(t *testing.T) {
+		for _, batch := range []int{1, 4} {
+			s := RunEcho(EchoOptions{URL: "ws://" + srv.Addr() + peers.LuaEchoPath, Conns: 5, Size: 64, Batch: batch,
+				Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Server: Server{PID: os.Getpid()}})
+			if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Unexpected != 0 || s.Messages == 0 {
+				t.Fatalf("batch %d: %+v", batch, s)
+			}
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		cases := []struct {
+			name, path string
+			wantBad    bool
+		}{
+			{name: "front page", path: "/"},
+			{name: "missing page", path: "/no-such-page.lsp", wantBad: true},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				s := RunHTTP(HTTPOptions{URL: "http://" + srv.Addr() + tc.path, Conns: 3,
+					Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond})
+				if s.Err != "" || s.Lost != 0 || s.Messages == 0 || s.Path != tc.path {
+					t.Fatalf("http: %+v", s)
+				}
+				if (s.Unexpected > 0) != tc.wantBad {
+					t.Fatalf("%d non-2xx answers of %d", s.Unexpected, s.Messages)
+				}
+			})
+		}
+	})
+}
+
+func TestTargets(t *testing.T) {
+	fan := func(peer string, subs, k int, dps, cpu float64) FanoutSummary {
+		return FanoutSummary{Peer: peer, Subs: subs, Topics: 1, InFlight: k, DeliveriesS: dps, Delivered: 1, ServerCPUPerDelivery: cpu}
+	}
+	cases := []struct {
+		name string
+		rep  Report
+		want []string
+	}{
+		{name: "fan-out met and missed", rep: Report{Fanout: []FanoutSummary{
+			fan("tarpon-bcast", 1000, 16, 900, 1),
+			fan("tarpon-smq", 1000, 16, 600, 1.2), fan("nats", 1000, 16, 100, 3), fan("gorilla-bcast", 1000, 16, 110, 3),
+			fan("tarpon-smq", 1000, 1, 90, 4), fan("nats", 1000, 1, 100, 5),
+		}}, want: []string{
+			"| fan-out 1000 subs, 16 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast) | 600 ÷ 110 = 5.45× | ≥ 5.00× | met |",
+			"| fan-out 1000 subs, 16 in flight: tarpon-smq server CPU per delivery | 1.200 µs | ≤ 1.5 µs | met |",
+			"| fan-out 1000 subs, 1 in flight: tarpon-smq deliveries/s ÷ best peer (nats) | 90 ÷ 100 = 0.90× | ≥ 0.95× | **missed** |",
+		}},
+		{name: "tarpon failed", rep: Report{Fanout: []FanoutSummary{
+			{Peer: "tarpon-smq", Subs: 10, Topics: 1, InFlight: 16, Err: "boom"}, fan("nats", 10, 16, 100, 3),
+		}}, want: []string{"no tarpon-smq figure"}},
+		{name: "lua echo and idle", rep: Report{
+			Echo: []EchoSummary{{Peer: "tarpon-lua", Mode: "closed", Conns: 10, Batch: 1, ServerCPUPerMsg: 4},
+				{Peer: "gorilla-echo", Mode: "closed", Conns: 10, Batch: 1, ServerCPUPerMsg: 5}},
+			Idle: []IdleResult{{Peer: "tarpon-lua", Opened: 100, RSSPerConn: 7 * 1024}},
+		}, want: []string{
+			"| lua-echo 10 conns, batch 1: server CPU per message ÷ gorilla-echo's | 4.00 ÷ 5.00 µs = 0.80× | ≤ 0.85× | met |",
+			"RSS per connection | 7.00 KiB | ≤ 6 KiB | **missed** |",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.rep.targets()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("targets lack %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+	if got := (&Report{Echo: []EchoSummary{{Peer: "gorilla-echo"}}}).targets(); got != "" {
+		t.Fatalf("targets without figures: %q", got)
+	}
+}

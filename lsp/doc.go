@@ -72,8 +72,8 @@
 // tables; a request task still sleeping in the app gets "app unloaded" from
 // ba.sleep. Reload loads a fresh generation, so nothing is duplicated.
 //
-// Globals added for all code: ba.create.dir, ba.json (encode/decode, unless
-// the VM has one), trace(...) (to the log). Options.Setup runs once on the
+// Globals added for all code: ba.create.dir and trace(...) (to the log);
+// ba.json comes with the scheduler. Options.Setup runs once on the
 // VM for more globals; Options.AppSetup runs for every app environment.
 //
 // # Goroutines
@@ -104,7 +104,6 @@
 //	dir.go       Dir: ba.create.dir and the dir methods, prefix computation
 //	lua.go       Lua side of the server: runners, include/forward, app ba wrappers, trace
 //	session.go   in-memory sessions, cookie objects
-//	lib_json.go  ba.json
 //	lib_io.go    the app's read-only io object
 //
 // # Not done

@@ -152,7 +152,7 @@ func (s *Server) vmInit(L *lua.LState) {
 	v.sessionMeta = L.NewTable()
 	v.sessionMeta.RawSetString("__index", s.sessionMethods(L))
 
-	// Globals: ba.create.dir (outside apps: not tied to one), ba.json
+	// Globals: ba.create.dir (outside apps: not tied to one)
 	// unless the scheduler has one, trace().
 	ba, ok := L.GetGlobal("ba").(*lua.LTable)
 	if !ok {
@@ -165,9 +165,6 @@ func (s *Server) vmInit(L *lua.LState) {
 		ba.RawSetString("create", create)
 	}
 	create.RawSetString("dir", L.NewFunction(s.createDir(nil)))
-	if ba.RawGetString("json") == lua.LNil {
-		ba.RawSetString("json", L.SetFuncs(L.NewTable(), jsonFuncs))
-	}
 	L.SetGlobal("trace", L.NewFunction(s.luaTrace))
 	if s.opts.Setup != nil {
 		s.opts.Setup(L)

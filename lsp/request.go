@@ -671,13 +671,13 @@ func respSendredirect(L *lua.LState) int {
 
 func respJSON(L *lua.LState) int {
 	q := checkRequest(L, true)
-	s, err := jsonEncode(L, L.Get(2))
+	b, err := scheduler.EncodeJSON(L.Get(2))
 	if err != nil {
 		L.RaiseError("response:json: %v", err)
 	}
 	q.buf.Reset()
 	q.header.Set("Content-Type", "application/json")
-	q.writeL(L, s)
+	q.writeL(L, string(b))
 	q.committed = true
 	return 0
 }

@@ -78,5 +78,6 @@
 //	lib_ba.go     the ba table, ba.sleep, ba.clock
 //	lib_timer.go  ba.timer objects
 //	lib_thread.go ba.thread.run, ba.thread.create
+//	lib_json.go   ba.json; EncodeJSON/DecodeJSON for other packages (lsp, smqlua)
 //	testdata/*.lua Lua tests, run by lua_test.go
 package scheduler

@@ -24,6 +24,7 @@ func (l *Loop) openBa() {
 		ba.RawSetString(name, L.NewFunction(mk(l)))
 	}
 	ba.RawSetString("thread", l.openThread())
+	ba.RawSetString("json", L.SetFuncs(L.NewTable(), jsonFuncs))
 	L.SetGlobal("ba", ba)
 	l.openTimerType()
 }

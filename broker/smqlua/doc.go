@@ -81,7 +81,7 @@
 //	doc.go      this overview
 //	module.go   Module, Open, Loader, WriteMetrics, Hub; create and its options; hooks; peer and info tables; connect; the log option
 //	methods.go  the broker object's methods (§2.4)
-//	json.go     Lua table → JSON for publish, decoded JSON → Lua for subscribe{json=true}
+//	json.go     decoded JSON → Lua for subscribe{json=true} (tables are encoded with scheduler.EncodeJSON)
 //
 // Tests: smqlua_test.go runs every Test* function of testdata/*.lua as a
 // subtest, with a Go SMQ client (broker/client) exposed to Lua as smqc

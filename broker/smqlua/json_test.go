@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/tarponrt/tarpon/scheduler"
 )
 
 func TestEncodeJSON(t *testing.T) {
@@ -33,7 +35,7 @@ func TestEncodeJSON(t *testing.T) {
 			}
 			tbl := L.Get(-1).(*lua.LTable)
 			L.Pop(1)
-			got, err := encodeJSON(tbl)
+			got, err := scheduler.EncodeJSON(tbl)
 			if tc.fails {
 				if err == nil {
 					t.Fatalf("want an error, got %s", got)
@@ -48,7 +50,7 @@ func TestEncodeJSON(t *testing.T) {
 }
 
 // FuzzJSONRoundTrip: any JSON document decoded into Lua (goToLua, the
-// subscribe{json=true} path) encodes back (encodeJSON, the publish path)
+// subscribe{json=true} path) encodes back (scheduler.EncodeJSON, the publish path)
 // to valid JSON with the same value, except that [] and {} both come back
 // as {} (Lua has one empty table).
 func FuzzJSONRoundTrip(f *testing.F) {
@@ -65,7 +67,7 @@ func FuzzJSONRoundTrip(f *testing.F) {
 		if !ok {
 			return // a scalar document: publish only takes tables
 		}
-		out, err := encodeJSON(tbl)
+		out, err := scheduler.EncodeJSON(tbl)
 		if err != nil {
 			if depth(v) > 100 {
 				return // nesting limit

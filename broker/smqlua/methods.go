@@ -1,11 +1,12 @@
 package smqlua
 
 import (
-	"errors"
 	"slices"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/tarponrt/tarpon/scheduler"
 
 	"github.com/tarponrt/tarpon/broker"
 )
@@ -119,7 +120,7 @@ func payload(L *lua.LState, n int) []byte {
 	case lua.LNumber:
 		return []byte(v.String())
 	case *lua.LTable:
-		b, err := encodeJSON(v)
+		b, err := scheduler.EncodeJSON(v)
 		if err != nil {
 			L.ArgError(n, err.Error())
 		}
@@ -391,5 +392,3 @@ func bShutdown(L *lua.LState) int {
 	b.hub.Shutdown(L.OptString(2, ""), optID(L, 3))
 	return 0
 }
-
-var errCycle = errors.New("table cycle or nesting deeper than 100")

@@ -1,4 +1,4 @@
-package lsp
+package scheduler
 
 import (
 	"testing"
@@ -25,15 +25,17 @@ func TestJSON(t *testing.T) {
 			}
 			v := L.Get(-1)
 			L.Pop(1)
-			got, err := jsonEncode(L, v)
+			gotb, err := EncodeJSON(v)
+			got := string(gotb)
 			if err != nil || got != tc.want {
 				t.Fatalf("encode = %q, %v; want %q", got, err, tc.want)
 			}
-			back, err := jsonDecode(L, got)
+			back, err := DecodeJSON(L, got)
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, _ := jsonEncode(L, back)
+			againb, _ := EncodeJSON(back)
+			again := string(againb)
 			if again != got {
 				t.Fatalf("round trip %q → %q", got, again)
 			}
@@ -51,13 +53,13 @@ func TestJSON(t *testing.T) {
 			}
 			v := L.Get(-1)
 			L.Pop(1)
-			if _, err := jsonEncode(L, v); err == nil {
+			if _, err := EncodeJSON(v); err == nil {
 				t.Fatal("no error")
 			}
 		})
 	}
 	for _, in := range []string{`{"a":`, `[1,]`, `1 2`, ``} {
-		if _, err := jsonDecode(L, in); err == nil {
+		if _, err := DecodeJSON(L, in); err == nil {
 			t.Errorf("decode %q: no error", in)
 		}
 	}
@@ -70,11 +72,11 @@ func FuzzJSONDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		L := lua.NewState()
 		defer L.Close()
-		v, err := jsonDecode(L, s)
+		v, err := DecodeJSON(L, s)
 		if err != nil {
 			return
 		}
-		if _, err := jsonEncode(L, v); err != nil {
+		if _, err := EncodeJSON(v); err != nil {
 			// Decoded values are always encodable except ±Inf from huge numbers.
 			if n, ok := v.(lua.LNumber); !ok || (float64(n) == float64(n) && n < 1e308 && n > -1e308) {
 				t.Fatalf("re-encode of %q failed: %v", s, err)

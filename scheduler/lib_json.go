@@ -1,4 +1,4 @@
-package lsp
+package scheduler
 
 import (
 	"bytes"
@@ -18,20 +18,21 @@ const maxJSONDepth = 200
 
 // jsonFuncs is ba.json: encode(value) → string | nil, err; decode(string) →
 // value | nil, err. A table whose keys are exactly 1..n (n ≥ 1) is an array;
-// any other table, the empty one included, is an object.
+// any other table, the empty one included, is an object; object keys are
+// sorted, so the output is deterministic.
 var jsonFuncs = map[string]lua.LGFunction{
 	"encode": func(L *lua.LState) int {
-		s, err := jsonEncode(L, L.Get(1))
+		b, err := EncodeJSON(L.Get(1))
 		if err != nil {
 			L.Push(lua.LNil)
 			L.Push(lua.LString(err.Error()))
 			return 2
 		}
-		L.Push(lua.LString(s))
+		L.Push(lua.LString(b))
 		return 1
 	},
 	"decode": func(L *lua.LState) int {
-		v, err := jsonDecode(L, L.CheckString(1))
+		v, err := DecodeJSON(L, L.CheckString(1))
 		if err != nil {
 			L.Push(lua.LNil)
 			L.Push(lua.LString(err.Error()))
@@ -42,13 +43,15 @@ var jsonFuncs = map[string]lua.LGFunction{
 	},
 }
 
-// jsonEncode encodes a Lua value as JSON.
-func jsonEncode(L *lua.LState, v lua.LValue) (string, error) {
+// EncodeJSON encodes a Lua value as JSON (the rules of ba.json.encode).
+// Functions, userdata, threads, NaN, ±Inf and cycles are errors. Any goroutine
+// that may read v (the VM's, for a live table).
+func EncodeJSON(v lua.LValue) ([]byte, error) {
 	var b bytes.Buffer
 	if err := encodeValue(&b, v, 0); err != nil {
-		return "", err
+		return nil, err
 	}
-	return b.String(), nil
+	return b.Bytes(), nil
 }
 
 func encodeValue(b *bytes.Buffer, v lua.LValue, depth int) error {
@@ -129,8 +132,8 @@ func encodeValue(b *bytes.Buffer, v lua.LValue, depth int) error {
 	return nil
 }
 
-// jsonDecode decodes JSON into Lua values (null → nil).
-func jsonDecode(L *lua.LState, s string) (lua.LValue, error) {
+// DecodeJSON decodes JSON into Lua values (null → nil). VM goroutine.
+func DecodeJSON(L *lua.LState, s string) (lua.LValue, error) {
 	d := json.NewDecoder(bytes.NewReader([]byte(s)))
 	d.UseNumber()
 	v, err := decodeValue(L, d, 0)

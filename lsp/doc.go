@@ -105,6 +105,7 @@
 //	lua.go       Lua side of the server: runners, include/forward, app ba wrappers, trace
 //	session.go   in-memory sessions, cookie objects
 //	lib_io.go    the app's read-only io object
+//	stack.go     Stack: the whole app server (reactor, scheduler, ba.socket, smq.hub, pages) as the tarpon command builds it
 //
 // # Not done
 //

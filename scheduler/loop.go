@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	goruntime "runtime"
 	"sync"
@@ -450,4 +451,23 @@ func goroutineID() uint64 {
 		id = id*10 + uint64(c-'0')
 	}
 	return id
+}
+
+// WriteMetrics writes the loop's figures in the Prometheus text format, for
+// an admin endpoint. Any goroutine.
+func (l *Loop) WriteMetrics(w io.Writer) {
+	st := l.Stats()
+	gauge := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("tarpon_lua_tasks", "Lua tasks alive.", st.TasksLive)
+	gauge("tarpon_lua_tasks_parked", "Lua tasks waiting for an event.", st.TasksParked)
+	gauge("tarpon_lua_timers", "Armed timers.", st.TimersArmed)
+	counter("tarpon_lua_tasks_spawned_total", "Lua tasks started.", st.Spawned)
+	counter("tarpon_lua_failed_total", "Tasks that ended with an error.", st.Failed)
+	counter("tarpon_lua_budget_kills_total", "Tasks stopped for running too long without yielding.", st.BudgetKills)
+	counter("tarpon_lua_invalid_yields_total", "Tasks ended by a yield outside the runtime's calls.", st.InvalidYields)
 }

@@ -8,14 +8,8 @@ import (
 	"net/http"
 	"time"
 
-	lua "github.com/yuin/gopher-lua"
-
-	"github.com/tarponrt/tarpon/broker/smqlua"
-	"github.com/tarponrt/tarpon/cosocket"
 	"github.com/tarponrt/tarpon/examples"
 	"github.com/tarponrt/tarpon/lsp"
-	"github.com/tarponrt/tarpon/runtime"
-	"github.com/tarponrt/tarpon/scheduler"
 )
 
 func init() {
@@ -26,53 +20,31 @@ func init() {
 // connection is a Lua coroutine parked in s:read() between messages.
 const LuaEchoPath = "/ws/echo.lsp"
 
-// luaServer is the real Tarpon app server, assembled as `tarpon start`
-// assembles it (cmd/tarpon is package main and cannot be imported): the
-// runtime reactor, one Lua scheduler, ba.socket (cosocket) with LSP
-// requests, require"smq.hub", and the embedded examples app mounted at /.
+// luaServer is the real Tarpon app server: lsp.NewStack, as the tarpon
+// command builds it (the reactor, one Lua scheduler, ba.socket on LSP
+// requests, require"smq.hub"), with the embedded examples app mounted at /.
 // Its connections live in the reactor; Lua runs on the scheduler's one
 // goroutine.
 type luaServer struct {
-	r     *runtime.Reactor
-	loop  *scheduler.Loop
-	pages *lsp.Server
+	stack *lsp.Stack
 	hs    *http.Server
 	addr  string
 }
 
 func startLua(addr string) (Server, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := runtime.New(runtime.Config{Logger: log})
+	stack, err := lsp.NewStack(lsp.StackConfig{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	s := &luaServer{r: r}
+	s := &luaServer{stack: stack}
 	fail := func(err error) (Server, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if s.loop != nil {
-			_ = s.loop.Stop(ctx)
-		}
-		_ = r.Shutdown(ctx)
+		_ = stack.Close(ctx)
 		return nil, err
 	}
-	s.loop, err = scheduler.New(scheduler.Config{Logger: log})
-	if err != nil {
-		return fail(err)
-	}
-	sockets := cosocket.Open(s.loop, r, cosocket.Config{Logger: log})
-	sockets.Requests = func(L *lua.LState, v lua.LValue) (cosocket.Exchange, bool) {
-		q, ok := lsp.RequestFrom(L, v)
-		if !ok {
-			return nil, false
-		}
-		return q, true // *lsp.Request is a cosocket.Exchange
-	}
-	smq := smqlua.Open(s.loop, sockets, r, log)
-	s.loop.Start()
-	s.pages = lsp.NewServer(s.loop, lsp.Options{Logger: log})
-	s.pages.Preload("smq.hub", smq.Loader)
-	if _, err := s.pages.Mount("/", examples.WWW(), "examples"); err != nil {
+	if _, err := stack.Pages.Mount("/", examples.WWW(), "examples"); err != nil {
 		return fail(err)
 	}
 	ln, err := listen(addr)
@@ -80,7 +52,7 @@ func startLua(addr string) (Server, error) {
 		return fail(err)
 	}
 	s.addr = ln.Addr().String()
-	s.hs = &http.Server{Handler: s.pages, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	s.hs = &http.Server{Handler: stack.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() { _ = s.hs.Serve(ln) }()
 	return s, nil
 }
@@ -88,16 +60,13 @@ func startLua(addr string) (Server, error) {
 func (s *luaServer) Addr() string { return s.addr }
 
 // Conns counts the connections the reactor holds (upgraded cosockets).
-func (s *luaServer) Conns() int64 { return s.r.Stats().Open }
+func (s *luaServer) Conns() int64 { return s.stack.Reactor.Stats().Open }
 
 // Messages is the reactor's inbound message count.
-func (s *luaServer) Messages() int64 { return int64(s.r.Stats().MessagesIn) }
+func (s *luaServer) Messages() int64 { return int64(s.stack.Reactor.Stats().MessagesIn) }
 
-// Shutdown stops in the order `tarpon start` uses: HTTP, apps, Lua (parked
-// cosockets resume with "sysshutdown"), then the reactor.
+// Shutdown stops in the order the tarpon command uses: HTTP, then the stack
+// (apps, Lua with "sysshutdown", the reactor).
 func (s *luaServer) Shutdown(ctx context.Context) error {
-	err := s.hs.Shutdown(ctx)
-	err = errors.Join(err, s.pages.Close(ctx))
-	err = errors.Join(err, s.loop.Stop(ctx))
-	return errors.Join(err, s.r.Shutdown(ctx))
+	return errors.Join(s.hs.Shutdown(ctx), s.stack.Close(ctx))
 }

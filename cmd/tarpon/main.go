@@ -25,12 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	lua "github.com/yuin/gopher-lua"
-
 	"github.com/tarponrt/tarpon/bench"
-	"github.com/tarponrt/tarpon/broker/smqjs"
-	"github.com/tarponrt/tarpon/broker/smqlua"
-	"github.com/tarponrt/tarpon/cosocket"
 	"github.com/tarponrt/tarpon/examples"
 	"github.com/tarponrt/tarpon/lsp"
 	"github.com/tarponrt/tarpon/runtime"
@@ -99,8 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // server is a running tarpon: the reactor, the Lua scheduler, the LSP apps
 // and the HTTP listeners.
 type server struct {
-	reactor *runtime.Reactor
-	loop    *scheduler.Loop
+	stack   *lsp.Stack
 	lsp     *lsp.Server
 	https   []*http.Server
 	closers []io.Closer
@@ -116,54 +110,38 @@ func (e exchange) HTTP() (http.ResponseWriter, *http.Request) { return e.q.HTTP(
 func (e exchange) Hijacked()                                  { e.q.MarkHijacked() }
 
 func start(s *settings, log *slog.Logger) (*server, error) {
-	r, err := runtime.New(runtime.Config{
-		Loops:         s.loops,
-		MaxConns:      s.maxConns,
-		MaxConnsPerIP: s.maxPerIP,
-		UpgradeRate:   s.upgradeRate,
-		Origin:        runtime.OriginPolicy{Allow: s.origins, RequireOrigin: s.needOrigin},
-		MaxMessage:    s.maxMessage,
-		HighWater:     s.highWater,
-		PingInterval:  s.ping,
-		IdleTimeout:   s.idleTimeout,
-		Logger:        log,
+	stack, err := lsp.NewStack(lsp.StackConfig{
+		Runtime: runtime.Config{
+			Loops:         s.loops,
+			MaxMessage:    s.maxMessage,
+			HighWater:     s.highWater,
+			PingInterval:  s.ping,
+			IdleTimeout:   s.idleTimeout,
+			MaxConns:      s.maxConns,
+			MaxConnsPerIP: s.maxPerIP,
+			UpgradeRate:   s.upgradeRate,
+			Origin:        runtime.OriginPolicy{Allow: s.origins, RequireOrigin: s.needOrigin},
+		},
+		Scheduler: scheduler.Config{Budget: s.budget},
+		Pages:     lsp.Options{Dev: s.dev},
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	loop, err := scheduler.New(scheduler.Config{Budget: s.budget, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	sockets := cosocket.Open(loop, r, cosocket.Config{Logger: log})
-	sockets.Requests = func(L *lua.LState, v lua.LValue) (cosocket.Exchange, bool) {
-		q, ok := lsp.RequestFrom(L, v)
-		if !ok {
-			return nil, false
-		}
-		return q, true
-	}
-	smq := smqlua.Open(loop, sockets, r, log)
-	loop.Start()
-	var srv *server
+	srv := &server{stack: stack, lsp: stack.Pages, failed: make(chan error, 4), stopW: make(chan struct{})}
 	started := false
 	defer func() {
 		if !started { // release what was started if a later step failed
-			if srv != nil {
-				for _, h := range srv.https {
-					_ = h.Close()
-				}
+			for _, h := range srv.https {
+				_ = h.Close()
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = loop.Stop(ctx)
-			_ = r.Shutdown(ctx)
+			_ = stack.Close(ctx)
 		}
 	}()
-
-	pages := lsp.NewServer(loop, lsp.Options{Logger: log, Dev: s.dev})
-	pages.Preload("smq.hub", smq.Loader)
-	srv = &server{reactor: r, loop: loop, lsp: pages, failed: make(chan error, 4), stopW: make(chan struct{})}
+	pages := stack.Pages
 
 	var dirs []string
 	if len(s.apps) == 0 {
@@ -191,11 +169,9 @@ func start(s *settings, log *slog.Logger) (*server, error) {
 		log.Info("tarpon: app mounted", "path", app.path, "prefix", prefix)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("/rtl/smq.js", smqjs.Handler())
-	mux.Handle("/", pages)
+	handler := stack.Handler()
 	newHTTP := func() *http.Server {
-		return &http.Server{Handler: mux, ReadHeaderTimeout: s.readHeader, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		return &http.Server{Handler: handler, ReadHeaderTimeout: s.readHeader, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
@@ -226,7 +202,7 @@ func start(s *settings, log *slog.Logger) (*server, error) {
 		if err != nil {
 			return nil, err
 		}
-		admin := &http.Server{Handler: runtime.AdminHandler(r, sockets.WriteMetrics, smq.WriteMetrics, loopMetrics(loop)), ReadHeaderTimeout: 5 * time.Second}
+		admin := &http.Server{Handler: runtime.AdminHandler(stack.Reactor, stack.MetricsWriters()...), ReadHeaderTimeout: 5 * time.Second}
 		srv.https = append(srv.https, admin)
 		go srv.serve(admin, aln)
 		log.Info("tarpon: admin", "addr", "http://"+aln.Addr().String())
@@ -260,14 +236,8 @@ func (srv *server) stop(log *slog.Logger) {
 			_ = h.Close()
 		}
 	}
-	if err := srv.lsp.Close(ctx); err != nil {
-		log.Warn("tarpon: closing apps", "err", err)
-	}
-	if err := srv.loop.Stop(ctx); err != nil {
-		log.Warn("tarpon: stopping Lua", "err", err)
-	}
-	if err := srv.reactor.Shutdown(ctx); err != nil {
-		log.Warn("tarpon: closing connections", "err", err)
+	if err := srv.stack.Close(ctx); err != nil {
+		log.Warn("tarpon: shutting down", "err", err)
 	}
 	for _, c := range srv.closers {
 		_ = c.Close()
@@ -308,17 +278,5 @@ func (srv *server) watch(dirs []string, log *slog.Logger) {
 				}
 			}
 		}
-	}
-}
-
-// loopMetrics exposes the scheduler's counters on /metrics.
-func loopMetrics(loop *scheduler.Loop) runtime.MetricsWriter {
-	return func(w io.Writer) {
-		st := loop.Stats()
-		fmt.Fprintf(w, "# HELP tarpon_lua_tasks Lua tasks alive.\n# TYPE tarpon_lua_tasks gauge\ntarpon_lua_tasks %d\n", st.TasksLive)
-		fmt.Fprintf(w, "# HELP tarpon_lua_tasks_parked Lua tasks waiting for an event.\n# TYPE tarpon_lua_tasks_parked gauge\ntarpon_lua_tasks_parked %d\n", st.TasksParked)
-		fmt.Fprintf(w, "# HELP tarpon_lua_timers Armed timers.\n# TYPE tarpon_lua_timers gauge\ntarpon_lua_timers %d\n", st.TimersArmed)
-		fmt.Fprintf(w, "# HELP tarpon_lua_budget_kills_total Tasks stopped for running too long.\n# TYPE tarpon_lua_budget_kills_total counter\ntarpon_lua_budget_kills_total %d\n", st.BudgetKills)
-		fmt.Fprintf(w, "# HELP tarpon_lua_failed_total Tasks that ended with an error.\n# TYPE tarpon_lua_failed_total counter\ntarpon_lua_failed_total %d\n", st.Failed)
 	}
 }

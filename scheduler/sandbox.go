@@ -27,6 +27,27 @@ import (
 // returns at most 8000 values, as in Lua 5.1.
 // gopher-lua has no allocation hook, so memory grown step by step (s = s..s
 // in a loop) is only bounded by the run budget.
+//
+// Table bomb: gopher-lua stores t[n] = v for an integer 1 ≤ n <
+// lua.MaxArrayIndex in the array part, growing it to n at once, so
+// `local t = {} t[60000000] = 1` allocated about 1 GiB (and, padding nil
+// by nil, took seconds the budget could not interrupt). MaxArrayIndex is a
+// process-wide variable; init lowers it to maxArrayIndex, so one such write
+// allocates at most 16 MiB and larger integer keys go to the hash part.
+// The trade-off: a sequence built by index assignment (t[i] = v) past
+// 2^20 - 1 elements keeps its later elements in the hash part, where the
+// length operator #t (and so table.insert/remove/concat/sort without
+// explicit bounds) does not see them; ipairs, pairs and t[i] still work.
+// Sequences grown with table.insert are not affected.
+const maxArrayIndex = 1 << 20
+
+func init() {
+	// At package init, before any VM exists: the variable is read by every
+	// LState without synchronisation.
+	if lua.MaxArrayIndex > maxArrayIndex {
+		lua.MaxArrayIndex = maxArrayIndex
+	}
+}
 
 func (l *Loop) openLibs() error {
 	L := l.l

@@ -114,6 +114,7 @@ type sendState struct {
 	spare        [][]byte
 	ownSpare     []byte
 	outbound     int // bytes in gnet's outbound buffer at the last look
+	inflight     int // bytes a flush is handing to gnet right now
 }
 
 func (c *Conn) extra() *connExtra {
@@ -363,7 +364,10 @@ func (c *Conn) admit(n int) error {
 		c.snd = &sendState{}
 	}
 	// A message larger than the whole cap still goes out on an empty queue.
-	if q := c.snd.pendingBytes + c.snd.outbound; q > 0 && q+n > int(c.maxQueue) {
+	// Bytes a flush is writing count here (the hard cap holds at every
+	// moment) but not against the high-water mark: a loop thread that the
+	// OS preempts mid-flush must not make a fast reader look slow.
+	if q := c.snd.pendingBytes + c.snd.outbound + c.snd.inflight; q > 0 && q+n > int(c.maxQueue) {
 		c.r.stats.queueDrops.Add(1)
 		return ErrQueueFull
 	}
@@ -650,7 +654,7 @@ func (c *Conn) flush() {
 	q.pending, q.own = q.spare[:0], q.ownSpare[:0]
 	q.spare, q.ownSpare = nil, nil
 	q.pendingBytes = 0
-	q.outbound += n // in flight to gnet: keep Queued from undercounting meanwhile
+	q.inflight = n // counted against MaxQueue until gnet has them
 	q.ownOpen = false
 	closing := c.closing
 	c.mu.Unlock()
@@ -678,7 +682,7 @@ func (c *Conn) flush() {
 	clear(bufs)
 	c.mu.Lock()
 	if c.snd == q { // closed() drops the queue
-		q.outbound = out
+		q.outbound, q.inflight = out, 0
 		if q.spare == nil && cap(bufs) <= 1024 {
 			q.spare = bufs[:0]
 		}

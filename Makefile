@@ -48,6 +48,10 @@ bench: build
 bench-large: build
 	./tarpon bench --peers --large --report bench/out-large --results bench/RESULTS-large.md
 
+## soak: 10 minutes of mixed load; appends a "Soak" section to bench/RESULTS.md
+soak:
+	$(GO) run ./cmd/soak --duration 10m --results bench/RESULTS.md
+
 cover:
 	$(GO) test -race -covermode=atomic -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
 

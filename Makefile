@@ -2,7 +2,7 @@ GO          ?= go
 STATICCHECK  = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 ADDR        ?= 127.0.0.1:8080
-PKGS_FUZZ   ?= ./runtime ./broker
+PKGS_FUZZ   ?= ./runtime ./broker ./broker/client ./broker/smqlua ./scheduler ./lsp ./bench/loadgen
 
 .PHONY: run build test test-deps vet lint fmt fmt-check fuzz bench bench-large soak cover clean
 

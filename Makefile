@@ -4,7 +4,7 @@ FUZZTIME    ?= 30s
 ADDR        ?= 127.0.0.1:8080
 PKGS_FUZZ   ?= ./runtime ./broker ./broker/client ./broker/smqlua ./scheduler ./lsp ./bench/loadgen
 
-.PHONY: run build test test-deps vet lint fmt fmt-check fuzz bench bench-large soak cover clean
+.PHONY: run build test test-deps vet deps lint fmt fmt-check fuzz bench bench-large soak cover clean
 
 ## run: serve the embedded examples app on $(ADDR)
 run:
@@ -15,7 +15,7 @@ build:
 
 ## test: what CI runs (.ci/run): vet, then every package with -race, fuzz seeds
 ## included; installs npm packages and Chromium first when missing.
-test: test-deps vet
+test: test-deps vet deps
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 test-deps:
@@ -23,6 +23,10 @@ test-deps:
 
 vet:
 	$(GO) vet ./...
+
+## deps: the import direction of the design (runtime, scheduler at the bottom)
+deps:
+	./scripts/check-imports.sh
 
 lint: vet
 	$(GO) run $(STATICCHECK) ./...

@@ -133,7 +133,7 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 		for k := 0; k < cfg.Batch; k++ {
 			frame = AppendClientFrame(frame, fop, p, mask)
 		}
-		loops[i%len(loops)].add(&echoConn{fd: fd, frame: frame, pend: ex, mask: mask})
+		loops[i%len(loops)].add(&echoConn{wside: wside{fd: fd}, frame: frame, pend: ex, mask: mask})
 	}
 	for _, l := range loops {
 		if err := l.register(); err != nil {
@@ -195,16 +195,13 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 
 // echoConn is one connection, owned by exactly one echoLoop goroutine.
 type echoConn struct {
-	fd     int
+	wside
 	frame  []byte  // Batch pre-encoded frames, written as one unit
-	out    []byte  // bytes not yet accepted by the kernel
 	pend   []byte  // partial inbound frame
 	stamps []int64 // FIFO of intended send times (ns since base)
 	head   int     // index of the oldest stamp
 	mask   [4]byte
-	idx    int32 // index in its loop's conns, carried in epoll events
 	dead   bool
-	outArm bool // EPOLLOUT registered
 }
 
 func (c *echoConn) inflight() int { return len(c.stamps) - c.head }
@@ -410,49 +407,16 @@ func (l *echoLoop) send(c *echoConn, stamp int64) {
 		c.out = append(c.out, c.frame...)
 		return
 	}
-	n, err := unix.Write(c.fd, c.frame)
-	if err != nil {
-		if err != unix.EAGAIN && err != unix.EINTR {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		n = 0
+	if err := c.writeNow(l.epfd, c.frame); err != nil {
+		l.fail(c, err)
 	}
-	if n < len(c.frame) {
-		c.out = append(c.out[:0], c.frame[n:]...)
-		l.armOut(c, true)
-	}
-}
-
-func (l *echoLoop) armOut(c *echoConn, on bool) {
-	if c.outArm == on {
-		return
-	}
-	c.outArm = on
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
-	if on {
-		ev.Events |= unix.EPOLLOUT
-	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 }
 
 // flush writes queued bytes after EPOLLOUT.
 func (l *echoLoop) flush(c *echoConn) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	if err := c.flush(l.epfd); err != nil {
+		l.fail(c, err)
 	}
-	l.armOut(c, false)
 }
 
 func (l *echoLoop) readConn(c *echoConn, now int64) {

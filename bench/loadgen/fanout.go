@@ -202,8 +202,8 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 		if sub {
 			topic = i % cfg.Topics
 		}
-		fc := &fanConn{fd: c.FD, pend: c.Extra, sub: sub, proto: cfg.Proto.NewConn(sub, topic, cfg.Topics),
-			mask: [4]byte{byte(i), byte(i >> 8), 0x3c, 0xc3}, idx: int32(len(l.conns))}
+		fc := &fanConn{wside: wside{fd: c.FD, idx: int32(len(l.conns))}, pend: c.Extra, sub: sub,
+			proto: cfg.Proto.NewConn(sub, topic, cfg.Topics), mask: [4]byte{byte(i), byte(i >> 8), 0x3c, 0xc3}}
 		l.conns = append(l.conns, fc)
 		if !sub {
 			l.pubs = append(l.pubs, fc)
@@ -310,15 +310,12 @@ const efdTag = -2
 
 // fanConn is one connection, owned by one fanLoop.
 type fanConn struct {
-	fd      int
+	wside
 	sub     bool
 	proto   FanoutConn
-	out     []byte
 	pend    []byte
 	mask    [4]byte
-	idx     int32
 	dead    bool
-	outArm  bool
 	counted bool // already counted as ready
 	rr      int  // publisher: next topic (open loop)
 }
@@ -625,49 +622,15 @@ func (l *fanLoop) write(c *fanConn, msg []byte) {
 		return
 	}
 	l.wbuf = AppendClientFrame(l.wbuf[:0], opBin, msg, c.mask)
-	frame := l.wbuf
-	n, err := unix.Write(c.fd, frame)
-	if err != nil {
-		if err != unix.EAGAIN && err != unix.EINTR {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		n = 0
+	if err := c.writeNow(l.epfd, l.wbuf); err != nil {
+		l.fail(c, err)
 	}
-	if n < len(frame) {
-		c.out = append(c.out[:0], frame[n:]...)
-		l.armOut(c, true)
-	}
-}
-
-func (l *fanLoop) armOut(c *fanConn, on bool) {
-	if c.outArm == on {
-		return
-	}
-	c.outArm = on
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
-	if on {
-		ev.Events |= unix.EPOLLOUT
-	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 }
 
 func (l *fanLoop) flush(c *fanConn) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	if err := c.flush(l.epfd); err != nil {
+		l.fail(c, err)
 	}
-	l.armOut(c, false)
 }
 
 func (l *fanLoop) readConn(c *fanConn) {

@@ -69,7 +69,7 @@ func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
 	}
 	for i, fd := range fds {
 		l := loops[i%len(loops)]
-		c := &httpConn{fd: fd, idx: int32(len(l.conns))}
+		c := &httpConn{wside: wside{fd: fd, idx: int32(len(l.conns))}}
 		l.conns = append(l.conns, c)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -118,14 +118,11 @@ func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
 }
 
 type httpConn struct {
-	fd     int
-	idx    int32
+	wside
 	in     []byte
-	out    []byte
 	sentAt int64
 	busy   bool // a request is outstanding
 	dead   bool
-	outArm bool
 }
 
 type httpLoop struct {
@@ -196,48 +193,15 @@ func (l *httpLoop) send(c *httpConn, now int64) {
 	if l.phase.Load() == phaseMeasure {
 		l.sent++
 	}
-	n, err := unix.Write(c.fd, l.req)
-	if err != nil {
-		if err != unix.EAGAIN && err != unix.EINTR {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		n = 0
+	if err := c.writeNow(l.epfd, l.req); err != nil {
+		l.fail(c, err)
 	}
-	if n < len(l.req) {
-		c.out = append(c.out[:0], l.req[n:]...)
-		l.arm(c, true)
-	}
-}
-
-func (l *httpLoop) arm(c *httpConn, on bool) {
-	if c.outArm == on {
-		return
-	}
-	c.outArm = on
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
-	if on {
-		ev.Events |= unix.EPOLLOUT
-	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 }
 
 func (l *httpLoop) flush(c *httpConn) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			l.fail(c, fmt.Errorf("write: %w", err))
-			return
-		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+	if err := c.flush(l.epfd); err != nil {
+		l.fail(c, err)
 	}
-	l.arm(c, false)
 }
 
 func (l *httpLoop) read(c *httpConn, now int64) {

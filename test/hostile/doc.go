@@ -5,7 +5,7 @@
 // near the baseline.
 //
 // The package's only non-test code is Stack (stack.go), the in-process
-// server built the way cmd/tarpon's start() builds it, which cmd/soak
+// server built with lsp.NewStack as the tarpon command builds it, which cmd/soak
 // reuses. It is not a library for applications.
 //
 // # Goroutines

@@ -13,11 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	lua "github.com/yuin/gopher-lua"
-
 	"github.com/tarponrt/tarpon/broker"
-	"github.com/tarponrt/tarpon/broker/smqjs"
-	"github.com/tarponrt/tarpon/broker/smqlua"
 	"github.com/tarponrt/tarpon/cosocket"
 	"github.com/tarponrt/tarpon/examples"
 	"github.com/tarponrt/tarpon/lsp"
@@ -48,20 +44,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Stack is the whole server in-process, wired as cmd/tarpon's start() does:
-// reactor, scheduler, cosocket, smq.hub, lsp with the examples app, the
-// browser client at /rtl/smq.js, plus a Go broker at /gosmq whose Options
-// tests set directly (the Lua broker has no option for every limit).
+// Stack is the whole server in-process: lsp.Stack, the app server the tarpon
+// command runs (reactor, scheduler, cosocket, smq.hub, lsp) with the
+// examples app and the browser client at /rtl/smq.js, plus a Go broker at
+// /gosmq whose Options tests set directly (the Lua broker has no option for
+// every limit).
 type Stack struct {
-	Reactor *runtime.Reactor
-	Loop    *scheduler.Loop
-	Sockets *cosocket.Lib
-	SMQ     *smqlua.Module
-	Pages   *lsp.Server
-	Hub     *broker.Hub // the Go broker at /gosmq
-	HTTP    *http.Server
-	Addr    string // host:port of the HTTP listener
-	Admin   http.Handler
+	*lsp.Stack             // the app server the tarpon command runs
+	Hub        *broker.Hub // the Go broker at /gosmq
+	HTTP       *http.Server
+	Addr       string // host:port of the HTTP listener
+	Admin      http.Handler
 
 	// AcceptErrors counts failed Accepts on the HTTP listener (EMFILE,
 	// ENFILE...); net/http backs off and retries after each.
@@ -102,29 +95,14 @@ func Start(cfg Config) (*Stack, error) {
 	if cfg.MaxHeaderBytes == 0 {
 		cfg.MaxHeaderBytes = 64 << 10
 	}
-	r, err := runtime.New(cfg.Runtime)
+	ls, err := lsp.NewStack(lsp.StackConfig{Runtime: cfg.Runtime, Scheduler: cfg.Scheduler,
+		Sockets: cfg.Cosocket, Pages: cfg.LSP, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	loop, err := scheduler.New(cfg.Scheduler)
-	if err != nil {
-		_ = r.Shutdown(context.Background())
-		return nil, err
-	}
-	sockets := cosocket.Open(loop, r, cfg.Cosocket)
-	sockets.Requests = func(L *lua.LState, v lua.LValue) (cosocket.Exchange, bool) {
-		q, ok := lsp.RequestFrom(L, v)
-		if !ok {
-			return nil, false
-		}
-		return q, true
-	}
-	smq := smqlua.Open(loop, sockets, r, log)
-	loop.Start()
-	pages := lsp.NewServer(loop, cfg.LSP)
-	pages.Preload("smq.hub", smq.Loader)
-	s := &Stack{Reactor: r, Loop: loop, Sockets: sockets, SMQ: smq, Pages: pages, served: make(chan error, 1)}
-	s.Hub = broker.New(r, &cfg.Broker)
+	s := &Stack{Stack: ls, served: make(chan error, 1)}
+	s.Hub = broker.New(ls.Reactor, &cfg.Broker)
+	pages := ls.Pages
 	if _, err := pages.Mount("/", examples.WWW(), "examples"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("mount examples: %w", err)
@@ -136,10 +114,9 @@ func Start(cfg Config) (*Stack, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/rtl/smq.js", smqjs.Handler())
 	mux.Handle("/gosmq", s.Hub)
-	mux.Handle("/", pages)
-	s.Admin = runtime.AdminHandler(r, sockets.WriteMetrics, smq.WriteMetrics)
+	mux.Handle("/", ls.Handler())
+	s.Admin = runtime.AdminHandler(ls.Reactor, ls.MetricsWriters()...)
 	s.HTTP = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.ReadHeaderTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -168,16 +145,10 @@ func (s *Stack) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.Pages.Close(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	if s.Hub != nil {
 		s.Hub.Shutdown("bye", 0)
 	}
-	if err := s.Loop.Stop(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := s.Reactor.Shutdown(ctx); err != nil {
+	if err := s.Stack.Close(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -702,6 +702,11 @@ func (c *Conn) afterFlush(out int, closing bool) {
 	}
 	if out > 0 || closing {
 		c.lp.watch(c)
+	} else if !c.wantDrain.Load() {
+		// Everything went out and nobody waits for a drain: the common case
+		// of every flush needs no second look at the queue.
+		c.lp.unwatch(c)
+		return
 	}
 	c.checkDrain(c.r.now.Load())
 }

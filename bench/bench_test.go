@@ -272,7 +272,7 @@ func TestIdleWithWorkerProcesses(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	r := RunIdle(IdleOptions{URL: pp.URL("/echo"), Conns: 300, Procs: 2, Sources: 3,
+	r := RunIdle(IdleOptions{URL: pp.URL("/echo"), Conns: 300, Procs: 2, DialOptions: DialOptions{Sources: 3},
 		Settle: 400 * time.Millisecond, Server: Server{PID: pp.PID, Admin: pp.Admin}})
 	if r.Err != "" || r.Opened != 300 || r.ServerConns != 300 || r.Procs != 2 {
 		t.Fatalf("idle: %+v", r)
@@ -318,18 +318,19 @@ func TestPeersStartEchoAndStop(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				tg.Insecure = isTLSPeer(name) // self-signed
 				// Closed loop over 2 connections (1 for a broadcast peer,
 				// where one subscriber is an echo; fan-out has its own test).
 				n := 2
 				if strings.HasSuffix(name, "-bcast") {
 					n = 1
 				}
-				dr := loadgen.DialMany(tg, n, loadgen.SourceAddrs(2), 2, 5*time.Second)
-				if len(dr.FDs) != n {
+				dr := loadgen.DialMany(tg, loadgen.KindWebSocket, n, loadgen.SourceAddrs(2), 2, 5*time.Second)
+				if len(dr.Conns) != n {
 					t.Fatalf("dial: %+v", dr)
 				}
-				res, err := loadgen.RunEcho(dr.FDs, dr.Extra, loadgen.EchoConfig{Size: 16, Duration: 200 * time.Millisecond})
-				loadgen.CloseAll(dr.FDs)
+				res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Size: 16, Duration: 200 * time.Millisecond})
+				loadgen.CloseAll(dr.Conns)
 				if err != nil || res.Received == 0 || res.Lost != 0 {
 					t.Fatalf("echo: %+v %v", res, err)
 				}
@@ -383,7 +384,9 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 		"--duration", "300ms", "--warmup", "100ms", "--settle", "400ms",
 		"--fanout-peers", "tarpon-smq,gorilla-bcast", "--fanout-subs", "10", "--fanout-in-flight", "0,2",
 		"--fanout-duration", "300ms", "--pub-rate", "100",
-		"--rpc-peers", "tarpon-smq", "--rpc-clients", "5", "--http-peers", "tarpon-lua", "--http-conns", "3",
+		"--rpc-peers", "tarpon-smq", "--rpc-clients", "5", "--rpc-transports", "ws,raw",
+		"--http-peers", "tarpon-lua", "--http-conns", "3",
+		"--tls-peers", "tarpon-echo-tls", "--smq-idle-conns", "20",
 		"--report", dir, "--results", results}, &out, io.Discard)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (one peer failed)\n%s", code, out.String())
@@ -393,11 +396,12 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(b)
-	for _, want := range []string{"Machine:", "Date:", "Command:", "| gorilla-echo | 20 | 20 |",
-		"| no-such-peer | 20 |", "FAILED: peer failed to start", "| gorilla-echo | closed | 5 | 64 | 4 |",
+	for _, want := range []string{"Machine:", "Date:", "Command:", "| gorilla-echo | ws | 20 | 20 |",
+		"| no-such-peer | ws | 20 |", "FAILED: peer failed to start", "| gorilla-echo | ws | closed | 5 | 64 | 4 |",
+		"| tarpon-echo-tls | wss | closed | 5 | 64 | 1 |", "| tarpon-smq | smq/ws | 20 | 20 |", "idle SMQ 20 clients over ws",
 		"| gorilla-bcast | bcast | 10 | 1 | 100/s |", "| gorilla-bcast | bcast | 10 | 1 | 2 in flight |",
-		"| tarpon-smq | smq | 10 | 1 | 2 in flight |", "### SMQ rpc", "| tarpon-smq | /smq | 5 |",
-		"### HTTP", "| tarpon-lua | / | 3 |", "### Targets", "fan-out 10 subs, 2 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast)",
+		"| tarpon-smq | smq | 10 | 1 | 2 in flight |", "### SMQ rpc", "| tarpon-smq | ws | /smq | 5 |", "| tarpon-smq | raw | /smq | 5 |",
+		"### HTTP", "| tarpon-lua | http | / | 3 |", "### Targets", "fan-out 10 subs, 2 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast)",
 		"lua-echo 5 conns, batch 1: server CPU per message ÷ gorilla-echo's", "lua idle 20 conns"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)

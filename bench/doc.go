@@ -26,9 +26,20 @@
 // GET /gc runs runtime.GC first. A server not started by the harness can be
 // measured with --admin (pid comes from the JSON) or --pid.
 //
+// # Targets and transports
+//
+// --url takes ws:// and wss:// (WebSocket), http:// and https:// (the http
+// scenario; in SMQ scenarios — fanout --proto smq, rpc, idle --smq — SMQ's
+// raw transport, the C client's bootstrap with u16 length prefixes).
+// --insecure accepts a self-signed certificate; the *-tls peers
+// (tarpon-echo-tls: TLS on Tarpon's reactor; gorilla-echo-tls: crypto/tls
+// per goroutine) serve one generated at start, and the harness dials them
+// without certificate checks. With --peer, --raw picks SMQ's raw transport.
+// Every row records its transport.
+//
 // # Scenarios
 //
-//   - idle: open N connections (spread over --sources 127.0.0.x source
+//   - idle: open N connections (--smq: SMQ clients past Connack; spread over --sources 127.0.0.x source
 //     addresses and --procs worker processes, 10,000 per process by default,
 //     because a process may hold at most 20,000 descriptors here), wait for
 //     the server to count them, GC, wait until its RSS is steady, then report
@@ -70,7 +81,9 @@
 //     subscribers, 1 and 16 in flight, tarpon-smq, tarpon-bcast,
 //     gorilla-bcast, nbio-bcast, nats), rpc (--rpc-peers) and http (--http-peers); a peer
 //     that fails to start gets FAILED rows. The report ends with the issue
-//     targets computed from the same run (targets.go). --report DIR writes
+//     targets computed from the same run (targets.go). Also: echo over wss
+//     for --tls-peers, idle SMQ clients on tarpon-smq at each
+//     --smq-idle-conns size, rpc over each of --rpc-transports (ws, raw). --report DIR writes
 //     report.md, results.json, latency.svg, rss.svg, fanout.svg; --results
 //     FILE writes the results file (machine, load average, date, command,
 //     tables). --large raises the sizes as far as this machine allows. The
@@ -87,6 +100,7 @@
 //
 //	main.go      flags, Main, dispatch, peerPath
 //	peerproc.go  PeerMain, PeerProc (start, ready line, stop), admin client
+//	dial.go      DialOptions (sources, dialers, timeout, --insecure), transport names
 //	idle.go      idle scenario, WorkerMain, settle polling
 //	echo.go      echo scenario
 //	fanout.go    fan-out scenario, FanoutProtocols, protoFor, window CPU sampling
@@ -98,7 +112,8 @@
 //	procstat.go  /proc readers (RSS, CPU, fds, fd limit), per-connection maths
 //
 // Subpackages: peers (the comparison servers and their admin endpoint),
-// loadgen (dialer, WebSocket client framing, epoll echo, fan-out and HTTP
-// drivers, SMQ and NATS client adapters), cmd/benchdev (a development
+// loadgen (dialer incl. TLS and SMQ's raw transport, WebSocket client
+// framing, epoll echo, fan-out and HTTP drivers, SMQ and NATS client
+// adapters), cmd/benchdev (a development
 // main).
 package bench

@@ -19,10 +19,8 @@ type EchoOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int // generator goroutines (default 1)
-	Sources  int
-	Parallel int
-	Timeout  time.Duration
-	Server   Server
+	DialOptions
+	Server Server
 }
 
 // EchoSummary is one echo run. Latencies are in microseconds.
@@ -30,6 +28,7 @@ type EchoSummary struct {
 	Peer       string  `json:"peer,omitempty"`
 	Mode       string  `json:"mode"` // "closed", "rate", "rpc" (SMQ round trips) or "http" (GETs)
 	Path       string  `json:"path,omitempty"`
+	Transport  string  `json:"transport,omitempty"` // ws, wss, raw, raw+tls, http, https
 	Conns      int     `json:"conns"`
 	Opened     int     `json:"opened"`
 	Size       int     `json:"size"`
@@ -77,15 +76,7 @@ func RunEcho(opt EchoOptions) EchoSummary {
 	if opt.Batch < 1 {
 		opt.Batch = 1
 	}
-	if opt.Sources <= 0 {
-		opt.Sources = 4
-	}
-	if opt.Parallel <= 0 {
-		opt.Parallel = 32
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
-	}
+	opt.setDefaults()
 	sum := EchoSummary{Mode: "closed", Conns: opt.Conns, Size: opt.Size, Batch: opt.Batch,
 		ServerCPUPerMsg: -1, ServerGCs: -1, ServerCores: -1}
 	if opt.Rate > 0 {
@@ -96,6 +87,7 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		sum.Err = err.Error()
 		return sum
 	}
+	sum.Transport = transport(t, false)
 	if opt.Conns <= 0 || opt.Duration <= 0 {
 		sum.Err = "bench: echo needs --conns > 0 and --duration > 0"
 		return sum
@@ -105,19 +97,19 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		return sum
 	}
 	srv := resolveServer(opt.Server)
-	dr := loadgen.DialMany(t, opt.Conns, loadgen.SourceAddrs(opt.Sources), opt.Parallel, opt.Timeout)
-	defer loadgen.CloseAll(dr.FDs)
-	sum.Opened = len(dr.FDs)
+	dr := opt.dial(t, loadgen.KindWebSocket, opt.Conns)
+	defer loadgen.CloseAll(dr.Conns)
+	sum.Opened = len(dr.Conns)
 	if dr.Failed > 0 {
 		sum.FirstError = fmt.Sprintf("%d of %d dials failed: %s", dr.Failed, opt.Conns, dr.FirstError)
 	}
-	if len(dr.FDs) == 0 {
+	if len(dr.Conns) == 0 {
 		sum.Err = "bench: no connection opened: " + dr.FirstError
 		return sum
 	}
 
 	var w window
-	res, err := loadgen.RunEcho(dr.FDs, dr.Extra, loadgen.EchoConfig{
+	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{
 		Size: opt.Size, Batch: opt.Batch, Rate: opt.Rate, Text: opt.Text,
 		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
 	})

@@ -44,16 +44,15 @@ type FanoutOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int
-	Sources  int
-	Parallel int
-	Timeout  time.Duration
-	Server   Server
+	DialOptions
+	Server Server
 }
 
 // FanoutSummary is one fan-out run. Latencies in µs, publish to delivery.
 type FanoutSummary struct {
 	Peer        string  `json:"peer,omitempty"`
 	Proto       string  `json:"proto"`
+	Transport   string  `json:"transport,omitempty"` // ws, wss; smq also raw, raw+tls
 	Subs        int     `json:"subs"`
 	Pubs        int     `json:"pubs"`
 	Topics      int     `json:"topics"`
@@ -110,15 +109,7 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 		}
 		opt.PubURL = opt.URL + sep + "pub=1"
 	}
-	if opt.Sources <= 0 {
-		opt.Sources = 4
-	}
-	if opt.Parallel <= 0 {
-		opt.Parallel = 32
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
-	}
+	opt.setDefaults()
 	if opt.Subs <= 0 || opt.Pubs <= 0 || (opt.Rate <= 0 && opt.InFlight <= 0) || opt.Duration <= 0 {
 		sum.Err = "bench: fanout needs --subs, --pubs, --pub-rate or --in-flight, and --duration > 0"
 		return sum
@@ -137,28 +128,27 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 		sum.Err = err.Error()
 		return sum
 	}
+	// SMQ speaks its handshake inside the run (the protocol adapter), so
+	// its raw transport is dialed bootstrapped only.
+	kind := loadgen.KindWebSocket
+	if opt.Proto == "smq" && st.HTTP {
+		kind = loadgen.KindSMQRaw
+	}
+	sum.Transport = transport(st, opt.Proto == "smq")
 	srv := resolveServer(opt.Server)
-	srcs := loadgen.SourceAddrs(opt.Sources)
-	sd := loadgen.DialMany(st, opt.Subs, srcs, opt.Parallel, opt.Timeout)
-	defer loadgen.CloseAll(sd.FDs)
-	pd := loadgen.DialMany(pt, opt.Pubs, srcs, opt.Parallel, opt.Timeout)
-	defer loadgen.CloseAll(pd.FDs)
+	sd := opt.dial(st, kind, opt.Subs)
+	defer loadgen.CloseAll(sd.Conns)
+	pd := opt.dial(pt, kind, opt.Pubs)
+	defer loadgen.CloseAll(pd.Conns)
 	if sd.Failed+pd.Failed > 0 {
 		sum.FirstError = fmt.Sprintf("%d dials failed: %s%s", sd.Failed+pd.Failed, sd.FirstError, pd.FirstError)
 	}
-	if len(sd.FDs) == 0 || len(pd.FDs) == 0 {
+	if len(sd.Conns) == 0 || len(pd.Conns) == 0 {
 		sum.Err = "bench: fanout: no connection opened: " + sum.FirstError
 		return sum
 	}
-	conns := func(d *loadgen.DialResult) []loadgen.Conn {
-		out := make([]loadgen.Conn, len(d.FDs))
-		for i, fd := range d.FDs {
-			out[i] = loadgen.Conn{FD: fd, Extra: d.Extra[i]}
-		}
-		return out
-	}
 	var w window
-	res, err := loadgen.RunFanout(conns(sd), conns(pd), loadgen.FanoutConfig{
+	res, err := loadgen.RunFanout(sd.Conns, pd.Conns, loadgen.FanoutConfig{
 		Proto: proto, Size: opt.Size, Rate: opt.Rate, InFlight: opt.InFlight, Topics: opt.Topics,
 		Warmup: opt.Warmup, Duration: opt.Duration,
 		Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },

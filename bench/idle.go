@@ -29,12 +29,13 @@ type IdleOptions struct {
 	Conns int
 	// Procs is the number of worker processes holding connections; 0 picks
 	// ceil(Conns/ConnsPerProc); -1 dials inside this process (tests).
-	Procs    int
-	Sources  int           // 127.0.0.1 .. 127.0.0.N source addresses (default 4)
-	Parallel int           // concurrent dialers per process (default 32)
-	Timeout  time.Duration // per dial + handshake (default 5 s)
-	Settle   time.Duration // max wait for the server's RSS to settle (default 10 s)
-	Server   Server
+	Procs int
+	// SMQ holds SMQ clients (past Connack) instead of bare WebSocket
+	// connections; an http:// or https:// URL uses SMQ's raw transport.
+	SMQ bool
+	DialOptions
+	Settle time.Duration // max wait for the server's RSS to settle (default 10 s)
+	Server Server
 }
 
 // ConnsPerProc is how many connections one worker holds by default: well
@@ -44,6 +45,8 @@ const ConnsPerProc = 10000
 // IdleResult is one idle run.
 type IdleResult struct {
 	Peer        string  `json:"peer,omitempty"`
+	Transport   string  `json:"transport,omitempty"` // ws, wss; SMQ also raw, raw+tls
+	SMQ         bool    `json:"smq,omitempty"`       // SMQ clients past Connack
 	Target      int     `json:"target"`
 	Opened      int     `json:"opened"`
 	Failed      int     `json:"failed"`
@@ -84,20 +87,22 @@ type workerReport struct {
 }
 
 // WorkerMain implements `tarpon bench-worker idle --url U --conns N
-// [--sources K] [--parallel P] [--timeout D]`: it opens N connections,
+// [--sources K] [--parallel P] [--timeout D] [--smq] [--insecure]`: it opens N connections,
 // prints one JSON line (workerReport) on stdout, holds the connections until
 // its stdin closes or SIGTERM/SIGINT, then closes them. Returns the exit code.
 func WorkerMain(args []string) int {
 	if len(args) == 0 || args[0] != "idle" {
-		fmt.Fprintln(os.Stderr, "usage: tarpon bench-worker idle --url URL --conns N [--sources K] [--parallel P] [--timeout D]")
+		fmt.Fprintln(os.Stderr, "usage: tarpon bench-worker idle --url URL --conns N [--sources K] [--parallel P] [--timeout D] [--smq] [--insecure]")
 		return 2
 	}
 	fs := flag.NewFlagSet(WorkerCommand, flag.ContinueOnError)
-	url := fs.String("url", "", "ws:// URL")
+	url := fs.String("url", "", "ws:// or wss:// URL (http:// or https:// with --smq: SMQ's raw transport)")
 	conns := fs.Int("conns", 1, "connections to open")
 	sources := fs.Int("sources", 4, "source addresses 127.0.0.1..N")
 	parallel := fs.Int("parallel", 32, "concurrent dialers")
 	timeout := fs.Duration("timeout", 5*time.Second, "dial + handshake timeout")
+	smq := fs.Bool("smq", false, "hold SMQ clients (handshake through Connack)")
+	insecure := fs.Bool("insecure", false, "accept any server certificate")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -110,9 +115,10 @@ func WorkerMain(args []string) int {
 	// Catch signals before dialing so an early SIGTERM still closes cleanly.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	dr := loadgen.DialMany(t, *conns, loadgen.SourceAddrs(*sources), *parallel, *timeout)
+	d := DialOptions{Sources: *sources, Parallel: *parallel, Timeout: *timeout, Insecure: *insecure}
+	dr := d.dial(t, idleKind(*smq), *conns)
 	rep := workerReport{
-		Opened: len(dr.FDs), Failed: dr.Failed, FirstError: dr.FirstError,
+		Opened: len(dr.Conns), Failed: dr.Failed, FirstError: dr.FirstError,
 		ClientFDLimit: dr.ClientFDLimit, PortLimit: dr.PortLimit, FDLimit: lim,
 		StartNS: dr.Start.UnixNano(), EndNS: dr.End.UnixNano(),
 	}
@@ -124,8 +130,15 @@ func WorkerMain(args []string) int {
 	case <-eof:
 	case <-sig:
 	}
-	loadgen.CloseAll(dr.FDs)
+	loadgen.CloseAll(dr.Conns)
 	return 0
+}
+
+func idleKind(smq bool) loadgen.Kind {
+	if smq {
+		return loadgen.KindSMQ
+	}
+	return loadgen.KindWebSocket
 }
 
 // idleWorker is a running worker process.
@@ -137,14 +150,16 @@ type idleWorker struct {
 	stder *tailBuffer
 }
 
-func startIdleWorker(url string, conns, sources, parallel int, timeout time.Duration) (*idleWorker, error) {
+func startIdleWorker(url string, conns int, smq bool, d DialOptions) (*idleWorker, error) {
 	exe, err := selfExe()
 	if err != nil {
 		return nil, err
 	}
 	w := &idleWorker{rep: make(chan workerReport, 1), errc: make(chan error, 1), stder: &tailBuffer{max: 2048}}
-	w.cmd = exec.Command(exe, WorkerCommand, "idle", "--url", url, "--conns", fmt.Sprint(conns),
-		"--sources", fmt.Sprint(sources), "--parallel", fmt.Sprint(parallel), "--timeout", timeout.String())
+	args := []string{WorkerCommand, "idle", "--url", url, "--conns", fmt.Sprint(conns),
+		"--sources", fmt.Sprint(d.Sources), "--parallel", fmt.Sprint(d.Parallel), "--timeout", d.Timeout.String(),
+		"--smq=" + fmt.Sprint(smq), "--insecure=" + fmt.Sprint(d.Insecure)}
+	w.cmd = exec.Command(exe, args...)
 	w.cmd.Stderr = w.stder
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
@@ -190,26 +205,19 @@ func (w *idleWorker) stop() {
 // server settle, read it, release. It never panics; problems land in Err,
 // FirstError and Capped.
 func RunIdle(opt IdleOptions) IdleResult {
-	if opt.Sources <= 0 {
-		opt.Sources = 4
-	}
-	if opt.Parallel <= 0 {
-		opt.Parallel = 32
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
-	}
+	opt.setDefaults()
 	if opt.Settle <= 0 {
 		opt.Settle = 10 * time.Second
 	}
 	// -1 marks a figure that could not be measured (no pid, no admin).
-	res := IdleResult{Target: opt.Conns, Sources: opt.Sources, ServerConns: -1,
+	res := IdleResult{Target: opt.Conns, Sources: opt.Sources, SMQ: opt.SMQ, ServerConns: -1,
 		RSSPerConn: -1, HeapPerConn: -1, GoroutinesPerConn: -1}
 	t, err := loadgen.ParseURL(opt.URL)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
+	res.Transport = transport(t, opt.SMQ)
 	if opt.Conns <= 0 {
 		res.Err = "bench: idle needs --conns > 0"
 		return res
@@ -248,14 +256,14 @@ func RunIdle(opt IdleOptions) IdleResult {
 			w.stop()
 		}
 		if local != nil {
-			loadgen.CloseAll(local.FDs)
+			loadgen.CloseAll(local.Conns)
 		}
 	}()
 	if procs < 0 {
 		res.Procs = 0
-		local = loadgen.DialMany(t, opt.Conns, loadgen.SourceAddrs(opt.Sources), opt.Parallel, opt.Timeout)
+		local = opt.dial(t, idleKind(opt.SMQ), opt.Conns)
 		lim, _ := loadgen.RaiseFDLimit()
-		reports = append(reports, workerReport{Opened: len(local.FDs), Failed: local.Failed,
+		reports = append(reports, workerReport{Opened: len(local.Conns), Failed: local.Failed,
 			FirstError: local.FirstError, ClientFDLimit: local.ClientFDLimit, PortLimit: local.PortLimit,
 			FDLimit: lim, StartNS: local.Start.UnixNano(), EndNS: local.End.UnixNano()})
 	} else {
@@ -265,7 +273,7 @@ func RunIdle(opt IdleOptions) IdleResult {
 			if i < opt.Conns%procs {
 				n++
 			}
-			w, err := startIdleWorker(opt.URL, n, opt.Sources, opt.Parallel, opt.Timeout)
+			w, err := startIdleWorker(opt.URL, n, opt.SMQ, opt.DialOptions)
 			if err != nil {
 				res.Err = fmt.Sprintf("bench: start idle worker: %v", err)
 				return res

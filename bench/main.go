@@ -14,14 +14,16 @@ import (
 )
 
 const usage = `usage:
-  tarpon bench idle --url ws://HOST:PORT/echo [--conns N] [--procs P] [--admin ADDR | --pid PID]
-  tarpon bench echo --url ws://HOST:PORT/echo [--conns N] [--size B] [--batch K] [--rate R] [--duration D]
+  tarpon bench idle --url ws://HOST:PORT/echo [--conns N] [--procs P] [--smq] [--admin ADDR | --pid PID]
+  tarpon bench echo --url ws[s]://HOST:PORT/echo [--conns N] [--size B] [--batch K] [--rate R] [--duration D] [--insecure]
   tarpon bench lua-echo [--conns N] ...           (echo against tarpon-lua's /ws/echo.lsp)
   tarpon bench fanout --url ws://HOST:PORT/bcast [--subs N] [--pubs P] [--pub-rate R | --in-flight K] [--topics T] [--size B] [--proto bcast|smq|nats]
   tarpon bench rpc --url ws://HOST:PORT/smq [--conns N] [--size B]   (default --peer tarpon-smq)
-  tarpon bench http --url http://HOST:PORT/ [--conns N]              (default --peer tarpon-lua)
+  tarpon bench http --url http[s]://HOST:PORT/ [--conns N]           (default --peer tarpon-lua)
   tarpon bench idle|echo|fanout|rpc|http --peer NAME ...   (starts peer NAME itself, measures it, stops it)
   tarpon bench --peers [--report DIR] [--results FILE] [--peer-list a,b] [--idle-conns 10000,19000] [--fanout-peers a,b]
+  URLs: ws:// wss:// for WebSocket; http:// https:// for http, and for SMQ's raw transport in SMQ
+  scenarios (fanout --proto smq, rpc, idle --smq); --raw picks it with --peer.
   peers: %s
 flags:
 `
@@ -47,6 +49,9 @@ type config struct {
 	timeout  time.Duration
 	settle   time.Duration
 	jsonOut  bool
+	insecure bool
+	smq      bool
+	raw      bool
 
 	subs     int
 	pubs     int
@@ -62,6 +67,9 @@ type config struct {
 	fanoutDuration time.Duration
 	rpcPeers       string
 	rpcClients     int
+	rpcTransports  string
+	smqIdleConns   string
+	tlsPeers       string
 	httpPeers      string
 	httpConns      int
 	path           string
@@ -86,7 +94,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		fmt.Fprintf(stderr, usage, strings.Join(peers.Names(), ", "))
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.url, "url", "", "ws:// URL of the server under test")
+	fs.StringVar(&c.url, "url", "", "URL of the server under test: ws:// or wss://; http:// or https:// for http, and for SMQ's raw transport in SMQ scenarios")
+	fs.BoolVar(&c.insecure, "insecure", false, "wss/https: accept any server certificate (self-signed servers)")
+	fs.BoolVar(&c.smq, "smq", false, "idle: hold SMQ clients (through Connack) instead of bare WebSocket connections")
+	fs.BoolVar(&c.raw, "raw", false, "SMQ scenarios with --peer: SMQ's raw transport (the C client's) instead of WebSocket")
 	fs.StringVar(&c.peer, "peer", "", "start this peer (bench-peer NAME) and measure it instead of --url")
 	fs.StringVar(&c.admin, "admin", "", "admin address (host:port) of a peer started elsewhere: goroutines, GC, pid")
 	fs.IntVar(&c.pid, "pid", 0, "pid of the server (for /proc RSS and CPU) when not started by the harness")
@@ -116,6 +127,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.fanoutDuration, "fanout-duration", 4*time.Second, "suite: fan-out measured window")
 	fs.StringVar(&c.rpcPeers, "rpc-peers", "tarpon-smq", "suite: SMQ rpc peers; empty skips rpc")
 	fs.IntVar(&c.rpcClients, "rpc-clients", 1000, "suite: SMQ rpc clients")
+	fs.StringVar(&c.rpcTransports, "rpc-transports", "ws,raw", "suite: SMQ transports the rpc runs over (ws, raw)")
+	fs.StringVar(&c.smqIdleConns, "smq-idle-conns", "10000,19000", "suite: idle SMQ clients held on tarpon-smq (past Connack), comma separated; empty skips")
+	fs.StringVar(&c.tlsPeers, "tls-peers", "tarpon-echo-tls,gorilla-echo-tls", "suite: echo over wss:// against these peers (self-signed certificates); empty skips")
 	fs.StringVar(&c.httpPeers, "http-peers", "tarpon-lua", "suite: http peers (GET --path); empty skips http")
 	fs.IntVar(&c.httpConns, "http-conns", 50, "suite: http keep-alive connections")
 	fs.StringVar(&c.path, "path", "/", "http: request path")
@@ -209,8 +223,11 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 		}
 		srv = Server{PID: pp.PID, Admin: pp.Admin}
 		url = pp.URL(peerPath(c.peer))
-		if c.scenario == "http" {
-			url = "http://" + pp.Addr + c.path
+		switch {
+		case c.scenario == "http":
+			url = pp.HTTPURL(c.path)
+		case c.raw:
+			url = pp.HTTPURL(peerPath(c.peer)) // SMQ's raw transport starts as an HTTP request
 		}
 	}
 	if url == "" {
@@ -219,14 +236,14 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 	}
 	switch c.scenario {
 	case "idle":
-		r := RunIdle(IdleOptions{URL: url, Conns: c.conns, Procs: c.procs, Sources: c.sources,
-			Parallel: c.parallel, Timeout: c.timeout, Settle: c.settle, Server: srv})
+		r := RunIdle(IdleOptions{URL: url, Conns: c.conns, Procs: c.procs, SMQ: c.smq,
+			DialOptions: c.dialOptions(c.peer), Settle: c.settle, Server: srv})
 		r.Peer = name
 		rep.Idle = append(rep.Idle, r)
 	case "echo":
 		r := RunEcho(EchoOptions{URL: url, Conns: c.conns, Size: c.size, Batch: c.batch, Rate: c.rate,
-			Text: c.text, Warmup: c.warmup, Duration: c.duration, Loops: c.loops, Sources: c.sources,
-			Parallel: c.parallel, Timeout: c.timeout, Server: srv})
+			Text: c.text, Warmup: c.warmup, Duration: c.duration, Loops: c.loops,
+			DialOptions: c.dialOptions(c.peer), Server: srv})
 		r.Peer = name
 		rep.Echo = append(rep.Echo, r)
 	case "fanout":
@@ -302,20 +319,27 @@ func (c *config) fanoutOptions(url, pubURL string, srv Server) FanoutOptions {
 	}
 	return FanoutOptions{URL: url, PubURL: pubURL, Proto: proto, Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate,
 		InFlight: c.inFlight, Topics: c.topics,
-		Size: c.size, Warmup: c.warmup, Duration: c.duration, Loops: c.loops, Sources: c.sources,
-		Parallel: c.parallel, Timeout: c.timeout, Server: srv}
+		Size: c.size, Warmup: c.warmup, Duration: c.duration, Loops: c.loops,
+		DialOptions: c.dialOptions(c.peer), Server: srv}
 }
 
 // rpcOptions builds an rpc run from the flags.
 func (c *config) rpcOptions(url string, clients int, srv Server) RPCOptions {
 	return RPCOptions{URL: url, Clients: clients, Size: c.size, Warmup: c.warmup, Duration: c.duration,
-		Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Server: srv}
+		Loops: c.loops, DialOptions: c.dialOptions(c.peer), Server: srv}
 }
 
 // httpOptions builds an http run from the flags.
 func (c *config) httpOptions(url string, conns int, srv Server) HTTPOptions {
 	return HTTPOptions{URL: url, Conns: conns, Warmup: c.warmup, Duration: c.duration,
-		Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Server: srv}
+		Loops: c.loops, DialOptions: c.dialOptions(c.peer), Server: srv}
+}
+
+// dialOptions is how every scenario dials, from the flags. A peer the
+// harness starts with a self-signed certificate needs no --insecure.
+func (c *config) dialOptions(peer string) DialOptions {
+	return DialOptions{Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout,
+		Insecure: c.insecure || isTLSPeer(peer)}
 }
 
 // peerPath is the WebSocket path a peer serves its scenario on.

@@ -110,7 +110,25 @@ type PeerProc struct {
 }
 
 // URL is the peer's WebSocket URL for path (e.g. "/echo").
-func (p *PeerProc) URL(path string) string { return "ws://" + p.Addr + path }
+func (p *PeerProc) URL(path string) string {
+	if isTLSPeer(p.Name) {
+		return "wss://" + p.Addr + path
+	}
+	return "ws://" + p.Addr + path
+}
+
+// HTTPURL is the peer's http:// (https:// for a TLS peer) URL for path:
+// plain requests, and SMQ's raw transport.
+func (p *PeerProc) HTTPURL(path string) string {
+	if isTLSPeer(p.Name) {
+		return "https://" + p.Addr + path
+	}
+	return "http://" + p.Addr + path
+}
+
+// isTLSPeer reports whether peer name serves TLS with a self-signed
+// certificate (the *-tls peers).
+func isTLSPeer(name string) bool { return strings.HasSuffix(name, "-tls") }
 
 // StartPeer starts `self bench-peer name` on 127.0.0.1:0 and waits up to
 // timeout for its ready line. A peer that exits or stays silent is killed

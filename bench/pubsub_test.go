@@ -29,22 +29,26 @@ func TestFanoutSMQ(t *testing.T) {
 	srv := startInProcess(t, "tarpon-smq")
 	url := "ws://" + srv.Addr() + peers.SMQPath
 	cases := []struct {
-		name     string
-		inFlight int
-		rate     float64
-		topics   int
-		pubs     int
+		name      string
+		url       string
+		transport string
+		inFlight  int
+		rate      float64
+		topics    int
+		pubs      int
 	}{
-		{name: "closed loop 1 in flight", inFlight: 1, topics: 1, pubs: 1},
-		{name: "closed loop 8 in flight, 3 topics, 2 publishers", inFlight: 8, topics: 3, pubs: 2},
-		{name: "open loop 200/s, 2 topics", rate: 200, topics: 2, pubs: 1},
+		{name: "closed loop 1 in flight", url: url, transport: "ws", inFlight: 1, topics: 1, pubs: 1},
+		{name: "closed loop 8 in flight, 3 topics, 2 publishers", url: url, transport: "ws", inFlight: 8, topics: 3, pubs: 2},
+		{name: "open loop 200/s, 2 topics", url: url, transport: "ws", rate: 200, topics: 2, pubs: 1},
+		{name: "raw transport, closed loop 4 in flight, 2 topics", url: "http://" + srv.Addr() + peers.SMQPath,
+			transport: "raw", inFlight: 4, topics: 2, pubs: 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := RunFanout(FanoutOptions{URL: url, Proto: "smq", Subs: 30, Pubs: tc.pubs, Topics: tc.topics,
+			s := RunFanout(FanoutOptions{URL: tc.url, Proto: "smq", Subs: 30, Pubs: tc.pubs, Topics: tc.topics,
 				InFlight: tc.inFlight, Rate: tc.rate, Size: 64, Warmup: 100 * time.Millisecond,
 				Duration: 500 * time.Millisecond, Server: Server{PID: os.Getpid()}})
-			if s.Err != "" || s.Lost != 0 || s.FirstError != "" || s.Stalled != 0 {
+			if s.Err != "" || s.Lost != 0 || s.FirstError != "" || s.Stalled != 0 || s.Transport != tc.transport {
 				t.Fatalf("fanout: %+v", s)
 			}
 			// Each publish reaches the subscribers of its topic only; the
@@ -69,18 +73,22 @@ func TestFanoutSMQ(t *testing.T) {
 
 func TestRPC(t *testing.T) {
 	srv := startInProcess(t, "tarpon-smq")
-	s := RunRPC(RPCOptions{URL: "ws://" + srv.Addr() + peers.SMQPath, Clients: 10, Size: 32,
-		Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Server: Server{PID: os.Getpid()}})
-	if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Unexpected != 0 || s.Opened != 10 {
-		t.Fatalf("rpc: %+v", s)
-	}
-	if s.Messages < 10 || s.P50 <= 0 || s.Mode != "rpc" || s.Path != peers.SMQPath {
-		t.Fatalf("rpc figures: %+v", s)
+	for _, tc := range []struct{ scheme, transport string }{{"ws", "ws"}, {"http", "raw"}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			s := RunRPC(RPCOptions{URL: tc.scheme + "://" + srv.Addr() + peers.SMQPath, Clients: 10, Size: 32,
+				Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond, Server: Server{PID: os.Getpid()}})
+			if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Unexpected != 0 || s.Opened != 10 {
+				t.Fatalf("rpc: %+v", s)
+			}
+			if s.Messages < 10 || s.P50 <= 0 || s.Mode != "rpc" || s.Path != peers.SMQPath || s.Transport != tc.transport {
+				t.Fatalf("rpc figures: %+v", s)
+			}
+		})
 	}
 	// A server that is not an SMQ broker fails the handshake cleanly.
 	echo := startInProcess(t, "gorilla-echo")
 	bad := RunRPC(RPCOptions{URL: "ws://" + echo.Addr() + "/echo", Clients: 2, Duration: 100 * time.Millisecond,
-		Timeout: 300 * time.Millisecond})
+		DialOptions: DialOptions{Timeout: 300 * time.Millisecond}})
 	if !strings.Contains(bad.Err, "no SMQ client connected") {
 		t.Fatalf("rpc against an echo server: %+v", bad)
 	}
@@ -149,6 +157,15 @@ func TestTargets(t *testing.T) {
 			"| lua-echo 10 conns, batch 1: server CPU per message ÷ gorilla-echo's | 4.00 ÷ 5.00 µs = 0.80× | ≤ 0.85× | met |",
 			"RSS per connection | 7.00 KiB | ≤ 6 KiB | **missed** |",
 		}},
+		{name: "idle SMQ clients", rep: Report{Idle: []IdleResult{
+			{Peer: "tarpon-smq", SMQ: true, Transport: "raw", Opened: 100, RSSPerConn: 1.25 * 1024},
+			{Peer: "tarpon-smq", Opened: 100, RSSPerConn: 9 * 1024}, // bare WebSocket: not the SMQ target
+		}}, want: []string{
+			"| idle SMQ 100 clients over raw (past Connack): tarpon-smq RSS per connection | 1.25 KiB | ≤ 1.5 KiB | met |",
+		}},
+	}
+	if got := (&Report{Idle: []IdleResult{{Peer: "tarpon-smq", Opened: 100, RSSPerConn: 9 * 1024}}}).targets(); strings.Contains(got, "idle SMQ") {
+		t.Fatalf("bare WebSocket connections judged as SMQ clients:\n%s", got)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,5 +179,48 @@ func TestTargets(t *testing.T) {
 	}
 	if got := (&Report{Echo: []EchoSummary{{Peer: "gorilla-echo"}}}).targets(); got != "" {
 		t.Fatalf("targets without figures: %q", got)
+	}
+}
+
+// TestIdleSMQ holds SMQ clients past Connack on both transports, dialed in
+// this process, and checks the broker counted them.
+func TestIdleSMQ(t *testing.T) {
+	srv := startInProcess(t, "tarpon-smq")
+	for _, tc := range []struct{ scheme, transport string }{{"ws", "ws"}, {"http", "raw"}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			r := RunIdle(IdleOptions{URL: tc.scheme + "://" + srv.Addr() + peers.SMQPath, Conns: 40, Procs: -1, SMQ: true,
+				Settle: 200 * time.Millisecond, Server: Server{PID: os.Getpid()}})
+			if r.Err != "" || r.Opened != 40 || r.Failed != 0 || r.Transport != tc.transport || !r.SMQ {
+				t.Fatalf("idle smq: %+v", r)
+			}
+		})
+		// The clients said goodbye on the way out.
+		if !waitUntil(5*time.Second, func() bool { return srv.Conns() == 0 }) {
+			t.Fatalf("%d SMQ connections still open after the %s run", srv.Conns(), tc.transport)
+		}
+	}
+}
+
+// TestEchoWSS runs the echo over wss:// against both TLS peers: Tarpon's
+// (TLS on the reactor) and gorilla's (crypto/tls per goroutine).
+func TestEchoWSS(t *testing.T) {
+	for _, name := range []string{"tarpon-echo-tls", "gorilla-echo-tls"} {
+		t.Run(name, func(t *testing.T) {
+			srv := startInProcess(t, name)
+			// 200 kB messages span several TLS records and reads.
+			for _, v := range []struct{ batch, size int }{{1, 100}, {8, 100}, {1, 200_000}} {
+				batch := v.batch
+				s := RunEcho(EchoOptions{URL: "wss://" + srv.Addr() + "/echo", Conns: 4, Size: v.size, Batch: batch,
+					Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond, DialOptions: DialOptions{Insecure: true}})
+				if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Unexpected != 0 || s.Messages == 0 || s.Transport != "wss" {
+					t.Fatalf("batch %d: %+v", batch, s)
+				}
+			}
+			// Certificate checks are on unless asked otherwise.
+			s := RunEcho(EchoOptions{URL: "wss://" + srv.Addr() + "/echo", Conns: 1, Size: 8, Duration: 100 * time.Millisecond})
+			if !strings.Contains(s.Err, "certificate") {
+				t.Fatalf("self-signed certificate accepted without --insecure: %+v", s)
+			}
+		})
 	}
 }

@@ -171,11 +171,12 @@ func (r *Report) Markdown() string {
 	if len(r.Idle) > 0 {
 		b.WriteString("### Idle connections\n\n")
 		b.WriteString("RSS/conn = (server RSS with N connections open − RSS before) / N, after a GC and once RSS is steady.\n\n")
-		b.WriteString("| peer | conns | opened | RSS/conn KiB | heap/conn KiB | goroutines/conn | connect/s | procs × sources | notes |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+		b.WriteString("Transport smq/ws and smq/raw: SMQ clients held past Connack, over WebSocket or SMQ's raw transport.\n\n")
+		b.WriteString("| peer | transport | conns | opened | RSS/conn KiB | heap/conn KiB | goroutines/conn | connect/s | procs × sources | notes |\n")
+		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 		for _, x := range r.Idle {
 			if x.Err != "" && x.Opened == 0 {
-				fmt.Fprintf(&b, "| %s | %d | – | – | – | – | – | – | FAILED: %s |\n", x.Peer, x.Target, cell(x.Err))
+				fmt.Fprintf(&b, "| %s | %s | %d | – | – | – | – | – | – | FAILED: %s |\n", x.Peer, transportCell(x.Transport, x.SMQ), x.Target, cell(x.Err))
 				continue
 			}
 			notes := []string{}
@@ -194,8 +195,8 @@ func (r *Report) Markdown() string {
 			if x.ServerConns >= 0 && x.ServerConns != int64(x.Opened) {
 				notes = append(notes, fmt.Sprintf("server counted %d", x.ServerConns))
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s | %.0f | %d × %d | %s |\n",
-				x.Peer, x.Target, x.Opened, orNA(x.RSSPerConn/kib, "%.2f"), orNA(x.HeapPerConn/kib, "%.2f"),
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s | %s | %.0f | %d × %d | %s |\n",
+				x.Peer, transportCell(x.Transport, x.SMQ), x.Target, x.Opened, orNA(x.RSSPerConn/kib, "%.2f"), orNA(x.HeapPerConn/kib, "%.2f"),
 				orNA(x.GoroutinesPerConn, "%.3f"),
 				x.ConnectRate, x.Procs, x.Sources, cell(strings.Join(notes, "; ")))
 		}
@@ -204,16 +205,16 @@ func (r *Report) Markdown() string {
 	if len(r.Echo) > 0 {
 		b.WriteString("### Echo\n\n")
 		b.WriteString("Latency from (intended) send to echo receipt, HDR histogram; CPU = process utime+stime over the window / messages.\n\n")
-		b.WriteString("| peer | mode | conns | size | batch | msgs/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server µs/msg | client µs/msg | server cores | server GCs | notes |\n")
-		b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| peer | transport | mode | conns | size | batch | msgs/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server µs/msg | client µs/msg | server cores | server GCs | notes |\n")
+		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, x := range r.Echo {
 			mode := x.Mode
 			if x.Mode == "rate" {
 				mode = fmt.Sprintf("rate %g/s", x.Rate)
 			}
 			if x.Err != "" && x.Messages == 0 {
-				fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n",
-					x.Peer, mode, x.Conns, x.Size, x.Batch, cell(x.Err))
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n",
+					x.Peer, transportCell(x.Transport, false), mode, x.Conns, x.Size, x.Batch, cell(x.Err))
 				continue
 			}
 			notes := []string{}
@@ -230,15 +231,15 @@ func (r *Report) Markdown() string {
 			if x.ServerGCs >= 0 {
 				gcs = fmt.Sprint(x.ServerGCs)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s | %s |\n",
-				x.Peer, mode, x.Opened, x.Size, x.Batch, x.MsgsPerSec, x.P50, x.P90, x.P99, x.P999, x.Max,
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s | %s |\n",
+				x.Peer, transportCell(x.Transport, false), mode, x.Opened, x.Size, x.Batch, x.MsgsPerSec, x.P50, x.P90, x.P99, x.P999, x.Max,
 				orNA(x.ServerCPUPerMsg, "%.2f"), x.ClientCPUPerMsg, orNA(x.ServerCores, "%.2f"), gcs, cell(strings.Join(notes, "; ")))
 		}
 		b.WriteString("\n")
 	}
 	if len(r.Fanout) > 0 {
 		b.WriteString("### Fan-out\n\n")
-		b.WriteString("Subscribers and publishers on WebSocket; every subscriber of a topic should receive every publish to it (64-byte messages unless said). " +
+		b.WriteString("Subscribers and publishers on WebSocket unless the proto says raw (SMQ's raw transport); every subscriber of a topic should receive every publish to it (64-byte messages unless said). " +
 			"Closed loop (\"K in flight\"): each publisher keeps K publishes outstanding and sends the next when one has reached every subscriber; " +
 			"open loop (\"R/s\"): fixed publish rate. Latency from (intended) publish to each delivery, and to the last delivery of a publish (closed loop). " +
 			"Delivered ratio = deliveries in the window ÷ deliveries owed by the publishes sent in it (it drifts from 1 when latency is a sizeable part of the window). " +
@@ -249,7 +250,7 @@ func (r *Report) Markdown() string {
 		for _, x := range r.Fanout {
 			if x.Err != "" && x.Delivered == 0 {
 				fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n",
-					x.Peer, x.Proto, x.Subs, x.Topics, x.load(), cell(x.Err))
+					x.Peer, x.protoCell(), x.Subs, x.Topics, x.load(), cell(x.Err))
 				continue
 			}
 			notes := []string{}
@@ -277,14 +278,14 @@ func (r *Report) Markdown() string {
 				last50, last99 = fmt.Sprintf("%.0f", x.LastP50), fmt.Sprintf("%.0f", x.LastP99)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %.0f | %.0f | %.4f | %.0f | %.0f | %s | %s | %s | %.2f | %s | %s |\n",
-				x.Peer, x.Proto, x.Subs, x.Topics, x.load(), x.DeliveriesS, x.PubsPerSec, x.Ratio, x.P50, x.P99, last50, last99,
+				x.Peer, x.protoCell(), x.Subs, x.Topics, x.load(), x.DeliveriesS, x.PubsPerSec, x.Ratio, x.P50, x.P99, last50, last99,
 				orNA(x.ServerCPUPerDelivery, "%.3f"), x.ClientCPUPerDelivery, gcs, cell(strings.Join(notes, "; ")))
 		}
 		b.WriteString("\n")
 	}
 	if len(r.RPC) > 0 {
 		b.WriteString("### SMQ rpc\n\n")
-		b.WriteString("Each SMQ client (WebSocket) publishes a request to the server-side client's ETID 1 and waits for the reply published back to its own ETID " +
+		b.WriteString("Each SMQ client (WebSocket, or SMQ's raw transport: transport raw) publishes a request to the server-side client's ETID 1 and waits for the reply published back to its own ETID " +
 			"(closed loop, one request outstanding per client; the server side answers in Go). Latency is the round trip; CPU per round trip.\n\n")
 		r.roundTrips(&b, r.RPC, "clients", "round trips/s")
 	}
@@ -306,13 +307,35 @@ func (r *Report) Markdown() string {
 	return b.String()
 }
 
+// transportCell names a row's transport; rows from before transports were
+// recorded were WebSocket.
+func transportCell(tr string, smq bool) string {
+	if tr == "" {
+		tr = "ws"
+	}
+	if smq {
+		return "smq/" + tr
+	}
+	return tr
+}
+
+// protoCell is the fan-out protocol, with the transport when it is not
+// plain WebSocket.
+func (x FanoutSummary) protoCell() string {
+	if x.Transport == "" || x.Transport == "ws" {
+		return x.Proto
+	}
+	return x.Proto + " (" + x.Transport + ")"
+}
+
 // roundTrips renders rpc and http runs (EchoSummary rows).
 func (r *Report) roundTrips(b *strings.Builder, rows []EchoSummary, connsLabel, rateLabel string) {
-	fmt.Fprintf(b, "| peer | path | %s | %s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server µs/op | client µs/op | server cores | server GCs | notes |\n", connsLabel, rateLabel)
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(b, "| peer | transport | path | %s | %s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server µs/op | client µs/op | server cores | server GCs | notes |\n", connsLabel, rateLabel)
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range rows {
+		tr := transportCell(x.Transport, false)
 		if x.Err != "" && x.Messages == 0 {
-			fmt.Fprintf(b, "| %s | %s | %d | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n", x.Peer, x.Path, x.Conns, cell(x.Err))
+			fmt.Fprintf(b, "| %s | %s | %s | %d | – | – | – | – | – | – | – | – | – | – | FAILED: %s |\n", x.Peer, tr, x.Path, x.Conns, cell(x.Err))
 			continue
 		}
 		notes := []string{}
@@ -332,8 +355,8 @@ func (r *Report) roundTrips(b *strings.Builder, rows []EchoSummary, connsLabel, 
 		if x.ServerGCs >= 0 {
 			gcs = fmt.Sprint(x.ServerGCs)
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s | %s |\n",
-			x.Peer, x.Path, x.Opened, x.MsgsPerSec, x.P50, x.P90, x.P99, x.P999, x.Max,
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.2f | %s | %s | %s |\n",
+			x.Peer, tr, x.Path, x.Opened, x.MsgsPerSec, x.P50, x.P90, x.P99, x.P999, x.Max,
 			orNA(x.ServerCPUPerMsg, "%.2f"), x.ClientCPUPerMsg, orNA(x.ServerCores, "%.2f"), gcs, cell(strings.Join(notes, "; ")))
 	}
 	b.WriteString("\n")

@@ -2,14 +2,14 @@ package bench
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tarponrt/tarpon/bench/loadgen"
 )
 
 // RPCOptions configures the rpc scenario: Clients SMQ clients on URL
-// (WebSocket), each publishing Size-byte requests to the server-side
+// (ws:// or wss:// for WebSocket, http:// or https:// for SMQ's raw
+// transport), each publishing Size-byte requests to the server-side
 // client's ETID 1 and waiting for the reply to its own ETID (closed loop,
 // one request outstanding per client).
 type RPCOptions struct {
@@ -19,10 +19,8 @@ type RPCOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int
-	Sources  int
-	Parallel int
-	Timeout  time.Duration
-	Server   Server
+	DialOptions
+	Server Server
 }
 
 // smqServerETID is the server-side client's ETID (SMQ spec §1.1).
@@ -33,15 +31,7 @@ const smqServerETID = 1
 // sender (the tarpon-smq peer does). The result is an EchoSummary with
 // Mode "rpc": messages are round trips. It never panics.
 func RunRPC(opt RPCOptions) EchoSummary {
-	if opt.Sources <= 0 {
-		opt.Sources = 4
-	}
-	if opt.Parallel <= 0 {
-		opt.Parallel = 32
-	}
-	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
-	}
+	opt.setDefaults()
 	sum := EchoSummary{Mode: "rpc", Conns: opt.Clients, Size: opt.Size, Batch: 1,
 		ServerCPUPerMsg: -1, ServerGCs: -1, ServerCores: -1}
 	t, err := loadgen.ParseURL(opt.URL)
@@ -49,7 +39,7 @@ func RunRPC(opt RPCOptions) EchoSummary {
 		sum.Err = err.Error()
 		return sum
 	}
-	sum.Path = t.Path
+	sum.Path, sum.Transport = t.Path, transport(t, true)
 	if opt.Clients <= 0 || opt.Duration <= 0 {
 		sum.Err = "bench: rpc needs --conns > 0 and --duration > 0"
 		return sum
@@ -59,65 +49,28 @@ func RunRPC(opt RPCOptions) EchoSummary {
 		return sum
 	}
 	srv := resolveServer(opt.Server)
-	dr := loadgen.DialMany(t, opt.Clients, loadgen.SourceAddrs(opt.Sources), opt.Parallel, opt.Timeout)
-	defer loadgen.CloseAll(dr.FDs)
+	// Each dial ends past Connack; a client's request is a Publish to
+	// ETID 1 from its own ETID.
+	dr := opt.dial(t, loadgen.KindSMQ, opt.Clients)
+	defer loadgen.CloseAll(dr.Conns)
+	sum.Opened = len(dr.Conns)
 	if dr.Failed > 0 {
-		sum.FirstError = fmt.Sprintf("%d of %d dials failed: %s", dr.Failed, opt.Clients, dr.FirstError)
+		sum.FirstError = fmt.Sprintf("%d of %d SMQ clients failed to connect: %s", dr.Failed, opt.Clients, dr.FirstError)
 	}
-	// The SMQ handshake (Init, Connect, Connack) per connection, in
-	// parallel; each client's request is a Publish to ETID 1 from its ETID.
+	if len(dr.Conns) == 0 {
+		sum.Err = "bench: rpc: no SMQ client connected: " + dr.FirstError
+		return sum
+	}
 	body := make([]byte, max(opt.Size, 0))
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
-	fds := make([]int, 0, len(dr.FDs))
-	extra := make([][]byte, 0, len(dr.FDs))
-	payloads := make([][]byte, 0, len(dr.FDs))
-	var (
-		mu   sync.Mutex
-		next int
-		wg   sync.WaitGroup
-		bad  int
-	)
-	for w := 0; w < opt.Parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(dr.FDs) {
-					return
-				}
-				etid, rest, err := loadgen.SMQHandshake(dr.FDs[i], dr.Extra[i], opt.Timeout)
-				mu.Lock()
-				if err != nil {
-					bad++
-					if sum.FirstError == "" {
-						sum.FirstError = err.Error()
-					}
-				} else {
-					fds = append(fds, dr.FDs[i])
-					extra = append(extra, rest)
-					payloads = append(payloads, loadgen.AppendSMQPublish(nil, smqServerETID, etid, body))
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	sum.Opened = len(fds)
-	if bad > 0 {
-		sum.FirstError = fmt.Sprintf("%d SMQ handshakes failed: %s", bad, sum.FirstError)
-	}
-	if len(fds) == 0 {
-		sum.Err = "bench: rpc: no SMQ client connected: " + sum.FirstError
-		return sum
+	payloads := make([][]byte, len(dr.Conns))
+	for i, c := range dr.Conns {
+		payloads[i] = loadgen.AppendSMQPublish(nil, smqServerETID, c.ETID, body)
 	}
 	var w window
-	res, err := loadgen.RunEcho(fds, extra, loadgen.EchoConfig{Payloads: payloads,
+	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Payloads: payloads,
 		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops,
 		OnWindow: func(start bool) { w.sample(srv, start) }})
 	if err != nil {

@@ -45,28 +45,32 @@ func runSuite(c *config, log io.Writer) *Report {
 		}
 		return ""
 	}
-	for _, name := range names {
-		for _, n := range sizes {
-			fmt.Fprintf(log, "bench: %s idle %d ...\n", name, n)
-			var r IdleResult
-			if msg := with(name, fmt.Sprintf("idle %d", n), func(pp *PeerProc) {
-				r = RunIdle(IdleOptions{URL: pp.URL(peerPath(name)), Conns: n, Procs: c.procs,
-					Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout, Settle: c.settle,
-					Server: Server{PID: pp.PID, Admin: pp.Admin}})
-			}); msg != "" {
-				r = IdleResult{Target: n, ServerConns: -1, Err: msg}
-			}
-			r.Peer = name
-			rep.Idle = append(rep.Idle, r)
-			fmt.Fprintf(log, "bench:   %s\n", r.line())
+	idle := func(name string, n int, smq bool) {
+		what := "idle"
+		if smq {
+			what = "idle SMQ clients"
 		}
+		fmt.Fprintf(log, "bench: %s %s %d ...\n", name, what, n)
+		var r IdleResult
+		if msg := with(name, fmt.Sprintf("%s %d", what, n), func(pp *PeerProc) {
+			r = RunIdle(IdleOptions{URL: pp.URL(peerPath(name)), Conns: n, Procs: c.procs, SMQ: smq,
+				DialOptions: c.dialOptions(name), Settle: c.settle,
+				Server: Server{PID: pp.PID, Admin: pp.Admin}})
+		}); msg != "" {
+			r = IdleResult{Target: n, SMQ: smq, ServerConns: -1, Err: msg}
+		}
+		r.Peer = name
+		rep.Idle = append(rep.Idle, r)
+		fmt.Fprintf(log, "bench:   %s\n", r.line())
+	}
+	echo := func(name string) {
 		for _, batch := range echoVariants {
 			fmt.Fprintf(log, "bench: %s echo %d conns batch %d ...\n", name, c.echoConns, batch)
 			var r EchoSummary
 			if msg := with(name, fmt.Sprintf("echo batch %d", batch), func(pp *PeerProc) {
 				r = RunEcho(EchoOptions{URL: pp.URL(peerPath(name)), Conns: c.echoConns, Size: c.size,
 					Batch: batch, Rate: c.rate, Text: c.text, Warmup: c.warmup, Duration: c.duration,
-					Loops: c.loops, Sources: c.sources, Parallel: c.parallel, Timeout: c.timeout,
+					Loops: c.loops, DialOptions: c.dialOptions(name),
 					Server: Server{PID: pp.PID, Admin: pp.Admin}})
 			}); msg != "" {
 				r = EchoSummary{Conns: c.echoConns, Size: c.size, Batch: batch, Mode: "closed", Err: msg,
@@ -75,6 +79,22 @@ func runSuite(c *config, log io.Writer) *Report {
 			r.Peer = name
 			rep.Echo = append(rep.Echo, r)
 			fmt.Fprintf(log, "bench:   %s\n", r.line())
+		}
+	}
+	for _, name := range names {
+		for _, n := range sizes {
+			idle(name, n, false)
+		}
+		echo(name)
+	}
+	for _, name := range splitList(c.tlsPeers) {
+		echo(name) // over wss://: the peer serves TLS
+	}
+	if smqSizes, err := parseInts(c.smqIdleConns); err != nil {
+		rep.Failures = append(rep.Failures, PeerFailure{Stage: "flags", Err: err.Error()})
+	} else {
+		for _, n := range smqSizes {
+			idle(fanoutTarponPeer, n, true)
 		}
 	}
 	fanSubs, err := parseInts(c.fanoutSubs)
@@ -115,16 +135,22 @@ func runSuite(c *config, log io.Writer) *Report {
 		}
 	}
 	for _, name := range splitList(c.rpcPeers) {
-		fmt.Fprintf(log, "bench: %s rpc %d clients ...\n", name, c.rpcClients)
-		var r EchoSummary
-		if msg := with(name, "rpc", func(pp *PeerProc) {
-			r = RunRPC(c.rpcOptions(pp.URL(peerPath(name)), c.rpcClients, Server{PID: pp.PID, Admin: pp.Admin}))
-		}); msg != "" {
-			r = EchoSummary{Mode: "rpc", Conns: c.rpcClients, Size: c.size, Batch: 1, Err: msg, ServerCPUPerMsg: -1, ServerGCs: -1}
+		for _, tr := range splitList(c.rpcTransports) {
+			fmt.Fprintf(log, "bench: %s rpc %d clients over %s ...\n", name, c.rpcClients, tr)
+			var r EchoSummary
+			if msg := with(name, "rpc over "+tr, func(pp *PeerProc) {
+				url := pp.URL(peerPath(name))
+				if tr == "raw" {
+					url = pp.HTTPURL(peerPath(name)) // SMQ's raw transport starts as an HTTP request
+				}
+				r = RunRPC(c.rpcOptions(url, c.rpcClients, Server{PID: pp.PID, Admin: pp.Admin}))
+			}); msg != "" {
+				r = EchoSummary{Mode: "rpc", Transport: tr, Conns: c.rpcClients, Size: c.size, Batch: 1, Err: msg, ServerCPUPerMsg: -1, ServerGCs: -1}
+			}
+			r.Peer = name
+			rep.RPC = append(rep.RPC, r)
+			fmt.Fprintf(log, "bench:   %s\n", r.line())
 		}
-		r.Peer = name
-		rep.RPC = append(rep.RPC, r)
-		fmt.Fprintf(log, "bench:   %s\n", r.line())
 	}
 	for _, name := range splitList(c.httpPeers) {
 		fmt.Fprintf(log, "bench: %s http GET %s, %d conns ...\n", name, c.path, c.httpConns)
@@ -162,6 +188,8 @@ func (c *config) command() string {
 	parts := []string{first,
 		"--peer-list " + c.peerList,
 		"--idle-conns " + c.idleConns,
+		"--smq-idle-conns " + c.smqIdleConns,
+		"--tls-peers " + c.tlsPeers,
 		fmt.Sprintf("--echo-conns %d --echo-batch %d --size %d", c.echoConns, c.echoBatch, c.size),
 		fmt.Sprintf("--duration %v --warmup %v --loops %d", c.duration, c.warmup, c.loops),
 	}
@@ -182,7 +210,7 @@ func (c *config) command() string {
 		}
 	}
 	if c.rpcPeers != "" {
-		parts = append(parts, fmt.Sprintf("--rpc-peers %s --rpc-clients %d", c.rpcPeers, c.rpcClients))
+		parts = append(parts, fmt.Sprintf("--rpc-peers %s --rpc-clients %d --rpc-transports %s", c.rpcPeers, c.rpcClients, c.rpcTransports))
 	}
 	if c.httpPeers != "" {
 		parts = append(parts, fmt.Sprintf("--http-peers %s --http-conns %d --path %s", c.httpPeers, c.httpConns, c.path))

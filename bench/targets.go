@@ -13,6 +13,7 @@ const (
 	fanoutSingleTarget = 0.95 // Tarpon deliveries/s ÷ best peer's, 1 in flight
 	luaEchoCPUTarget   = 0.85 // tarpon-lua server CPU per message ÷ gorilla-echo's
 	luaIdleKiBTarget   = 6.0  // tarpon-lua RSS per idle cosocket, KiB
+	smqIdleKiBTarget   = 1.5  // tarpon-smq RSS per idle SMQ client past Connack, KiB
 	fanoutTarponPeer   = "tarpon-smq"
 	luaPeer            = "tarpon-lua"
 	luaBaselinePeer    = "gorilla-echo"
@@ -143,6 +144,15 @@ func (r *Report) targets() string {
 		v := x.RSSPerConn / kib
 		rows = append(rows, fmt.Sprintf("| lua idle %d conns (a Lua coroutine parked in read per connection): RSS per connection | %.2f KiB | ≤ %.0f KiB | %s |",
 			x.Opened, v, luaIdleKiBTarget, verdict(v <= luaIdleKiBTarget)))
+	}
+	// Memory per idle SMQ client (the broker's peer state included).
+	for _, x := range r.Idle {
+		if x.Peer != fanoutTarponPeer || !x.SMQ || x.Opened == 0 || x.RSSPerConn < 0 {
+			continue
+		}
+		v := x.RSSPerConn / kib
+		rows = append(rows, fmt.Sprintf("| idle SMQ %d clients over %s (past Connack): %s RSS per connection | %.2f KiB | ≤ %.1f KiB | %s |",
+			x.Opened, transportCell(x.Transport, false), fanoutTarponPeer, v, smqIdleKiBTarget, verdict(v <= smqIdleKiBTarget)))
 	}
 	if len(rows) == 0 {
 		return ""

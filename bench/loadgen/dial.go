@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -16,26 +18,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Target is a parsed ws:// URL: where to connect and what to ask for.
+// Target is a parsed URL: where to connect and what to ask for.
 type Target struct {
 	Addr     [4]byte // IPv4 address (loopback in practice)
 	Port     int
 	HostPort string // Host header
 	Path     string // path and query
+	TLS      bool   // wss:// or https://
+	HTTP     bool   // http:// or https:// (no WebSocket upgrade)
+	// Insecure skips verifying the server's certificate (self-signed test
+	// servers); ServerName is the name verified otherwise.
+	Insecure   bool
+	ServerName string
 }
 
-// ParseURL parses ws://IPv4:port/path. Names are resolved once here.
+// ParseURL parses ws://, wss://, http:// or https:// IPv4-host:port/path.
+// Names are resolved once here.
 func ParseURL(raw string) (Target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return Target{}, fmt.Errorf("loadgen: bad url %q: %w", raw, err)
 	}
-	if u.Scheme != "ws" && u.Scheme != "http" {
-		return Target{}, fmt.Errorf("loadgen: url %q: only ws:// is supported", raw)
+	var t Target
+	defPort := "80"
+	switch u.Scheme {
+	case "ws":
+	case "wss":
+		t.TLS, defPort = true, "443"
+	case "http":
+		t.HTTP = true
+	case "https":
+		t.HTTP, t.TLS, defPort = true, true, "443"
+	default:
+		return Target{}, fmt.Errorf("loadgen: url %q: scheme must be ws, wss, http or https", raw)
 	}
 	host, portStr, err := net.SplitHostPort(u.Host)
 	if err != nil {
-		host, portStr = u.Host, "80"
+		host, portStr = u.Host, defPort
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port <= 0 || port > 65535 {
@@ -45,7 +64,6 @@ func ParseURL(raw string) (Target, error) {
 	if err != nil {
 		return Target{}, fmt.Errorf("loadgen: url %q: %w", raw, err)
 	}
-	var t Target
 	found := false
 	for _, ip := range ips {
 		if v4 := ip.To4(); v4 != nil {
@@ -60,8 +78,32 @@ func ParseURL(raw string) (Target, error) {
 	t.Port = port
 	t.HostPort = u.Host
 	t.Path = u.RequestURI()
+	t.ServerName = host
 	return t, nil
 }
+
+// tlsConfig is the client configuration for t: no session cache, so every
+// connection pays a full handshake as distinct clients would.
+func (t Target) tlsConfig() *tls.Config {
+	return &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.Insecure, MinVersion: tls.VersionTLS12}
+}
+
+// Kind is what a dialed connection speaks.
+type Kind uint8
+
+const (
+	// KindWebSocket: ws:// or wss://, the RFC 6455 client handshake.
+	KindWebSocket Kind = iota
+	// KindHTTP: http:// or https://, a keep-alive connection, no handshake.
+	KindHTTP
+	// KindSMQ: an SMQ client past Connack; ws(s):// as WebSocket, http(s)://
+	// as SMQ's raw transport (the C client's bootstrap: no HTTP response,
+	// u16 length prefixes).
+	KindSMQ
+	// KindSMQRaw: SMQ's raw transport bootstrapped but no SMQ handshake yet
+	// (the broker's Init is the first message the driver sees).
+	KindSMQRaw
+)
 
 // Limit errors: a run that hits one of them was capped by the machine, not
 // by the server, and the report says so.
@@ -85,78 +127,88 @@ func init() {
 	wsAccept = base64.StdEncoding.EncodeToString(h[:])
 }
 
-// DialWS opens a TCP connection from src (an IPv4 address, port chosen by
-// the kernel at connect time) to t, performs the WebSocket client
-// handshake, and returns the socket in non-blocking mode plus any bytes
-// that arrived after the 101 response. It blocks the calling goroutine in
-// poll(2) (bounded by timeout; signals are retried); callers run a few
-// dialers in parallel. The fd belongs to the caller, who must unix.Close it.
-func DialWS(t Target, src [4]byte, timeout time.Duration) (fd int, extra []byte, err error) {
-	deadline := time.Now().Add(timeout)
-	fd, err = DialTCP(t, src, deadline)
-	if err != nil {
-		return -1, nil, err
+// Dial opens one connection of kind to t from src (an IPv4 address, port
+// chosen by the kernel at connect time; zero: any), with TLS when t asks
+// for it, and does the kind's handshake. It blocks the calling goroutine
+// in poll(2), bounded by timeout; callers run a few dialers in parallel.
+// The connection belongs to the caller (CloseAll).
+func Dial(t Target, kind Kind, src [4]byte, timeout time.Duration) (c Conn, err error) {
+	switch {
+	case kind == KindWebSocket && t.HTTP:
+		return c, errors.New("loadgen: a WebSocket scenario needs a ws:// or wss:// URL")
+	case kind == KindHTTP && !t.HTTP:
+		return c, errors.New("loadgen: an HTTP scenario needs an http:// or https:// URL")
+	case kind == KindSMQRaw && !t.HTTP:
+		return c, errors.New("loadgen: SMQ's raw transport needs an http:// or https:// URL")
 	}
-	sock := fd
-	ok := false
+	deadline := time.Now().Add(timeout)
+	c.FD, err = DialTCP(t, src, deadline)
+	if err != nil {
+		return c, err
+	}
 	defer func() {
-		if !ok {
-			_ = unix.Close(sock) // not fd: the return statement has set it to -1
+		if err != nil {
+			_ = unix.Close(c.FD)
 		}
 	}()
+	if t.TLS {
+		if c.TLS, c.link, err = startTLS(c.FD, t.tlsConfig(), deadline); err != nil {
+			return c, err
+		}
+	}
+	switch {
+	case kind == KindHTTP:
+		return c, nil
+	case t.HTTP: // SMQ raw: the C client's request; the broker answers nothing, Init comes first
+		c.Raw = true
+		req := "GET " + t.Path + " HTTP/1.0\r\nHost: " + t.HostPort + "\r\nSimpleMQ: 1\r\nUser-Agent: SimpleMQ/1\r\n\r\n"
+		if err = c.writeBlocking([]byte(req), deadline); err != nil {
+			return c, fmt.Errorf("loadgen: smq raw request: %w", err)
+		}
+	default:
+		if c.Extra, err = wsHandshake(&c, t, deadline); err != nil {
+			return c, err
+		}
+	}
+	if kind == KindSMQ {
+		c.ETID, c.Extra, err = smqHandshake(&c, deadline)
+	}
+	return c, err
+}
+
+// wsHandshake sends the WebSocket upgrade request and reads the 101; it
+// returns the bytes that followed the response.
+func wsHandshake(c *Conn, t Target, deadline time.Time) (extra []byte, err error) {
 	req := []byte("GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey +
 		"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	for len(req) > 0 {
-		n, err := unix.Write(fd, req)
-		switch {
-		case err == unix.EAGAIN:
-			if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
-				return -1, nil, fmt.Errorf("loadgen: handshake write: %w", err)
-			}
-			continue
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return -1, nil, fmt.Errorf("loadgen: handshake write: %w", err)
-		}
-		req = req[n:]
+	if err := c.writeBlocking(req, deadline); err != nil {
+		return nil, fmt.Errorf("loadgen: handshake write: %w", err)
 	}
 	buf := make([]byte, 0, 512)
 	var tmp [512]byte
 	for {
-		n, err := unix.Read(fd, tmp[:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
-				return -1, nil, fmt.Errorf("loadgen: handshake read: %w", err)
-			}
-			continue
+		n, err := c.readBlocking(tmp[:], deadline)
+		if err == io.EOF {
+			return nil, errors.New("loadgen: handshake: server closed the connection")
 		}
 		if err != nil {
-			return -1, nil, fmt.Errorf("loadgen: handshake read: %w", err)
-		}
-		if n == 0 {
-			return -1, nil, errors.New("loadgen: handshake: server closed the connection")
+			return nil, fmt.Errorf("loadgen: handshake read: %w", err)
 		}
 		buf = append(buf, tmp[:n]...)
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
 			if err := checkResponse(buf[:i]); err != nil {
-				return -1, nil, err
+				return nil, err
 			}
 			if rest := buf[i+4:]; len(rest) > 0 {
 				extra = append([]byte(nil), rest...)
 			}
-			break
+			return extra, nil
 		}
 		if len(buf) > 8192 {
-			return -1, nil, errors.New("loadgen: handshake: response header too long")
+			return nil, errors.New("loadgen: handshake: response header too long")
 		}
 	}
-	ok = true
-	return fd, extra, nil
 }
 
 // DialTCP opens a non-blocking TCP connection from src (an IPv4 address,

@@ -10,8 +10,7 @@ import (
 
 // DialResult is the outcome of DialMany.
 type DialResult struct {
-	FDs        []int
-	Extra      [][]byte // bytes received with each handshake (usually nil)
+	Conns      []Conn
 	Failed     int
 	FirstError string
 	// ClientFDLimit / PortLimit say that a machine limit on the client side
@@ -25,24 +24,15 @@ type DialResult struct {
 // attempts only burn time on handshake timeouts.
 const maxFailures = 64
 
-// DialMany opens n WebSocket connections to t, spreading them round robin
-// over srcs, with parallel dialer goroutines (each blocks in plain system
-// calls). It stops early at the first client fd limit or after maxFailures
-// failures. The caller owns the returned fds (see CloseAll).
-func DialMany(t Target, n int, srcs [][4]byte, parallel int, timeout time.Duration) *DialResult {
-	return dialMany(n, srcs, parallel, func(src [4]byte) (int, []byte, error) { return DialWS(t, src, timeout) })
+// DialMany opens n connections of kind to t (see Dial), spreading them
+// round robin over srcs, with parallel dialer goroutines (each blocks in
+// plain system calls). It stops early at the first client fd limit or
+// after maxFailures failures. The caller owns the connections (CloseAll).
+func DialMany(t Target, kind Kind, n int, srcs [][4]byte, parallel int, timeout time.Duration) *DialResult {
+	return dialMany(n, srcs, parallel, func(src [4]byte) (Conn, error) { return Dial(t, kind, src, timeout) })
 }
 
-// DialManyTCP is DialMany for plain TCP connections (no handshake): the
-// http scenario's keep-alive clients.
-func DialManyTCP(t Target, n int, srcs [][4]byte, parallel int, timeout time.Duration) *DialResult {
-	return dialMany(n, srcs, parallel, func(src [4]byte) (int, []byte, error) {
-		fd, err := DialTCP(t, src, time.Now().Add(timeout))
-		return fd, nil, err
-	})
-}
-
-func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (int, []byte, error)) *DialResult {
+func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (Conn, error)) *DialResult {
 	if parallel < 1 {
 		parallel = 1
 	}
@@ -69,7 +59,7 @@ func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (int, 
 				i := next
 				next++
 				mu.Unlock()
-				fd, extra, err := dial(srcs[i%len(srcs)])
+				c, err := dial(srcs[i%len(srcs)])
 				mu.Lock()
 				if err != nil {
 					res.Failed++
@@ -87,8 +77,7 @@ func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (int, 
 						stop = true
 					}
 				} else {
-					res.FDs = append(res.FDs, fd)
-					res.Extra = append(res.Extra, extra)
+					res.Conns = append(res.Conns, c)
 				}
 				mu.Unlock()
 			}
@@ -97,18 +86,6 @@ func dialMany(n int, srcs [][4]byte, parallel int, dial func(src [4]byte) (int, 
 	wg.Wait()
 	res.End = time.Now()
 	return res
-}
-
-// closeFrame is a masked close frame with status 1000 (normal closure).
-var closeFrame = AppendClientFrame(nil, opClose, []byte{0x03, 0xE8}, [4]byte{1, 2, 3, 4})
-
-// CloseAll sends each connection a close frame (best effort, never
-// blocking: the sockets are non-blocking) and closes it.
-func CloseAll(fds []int) {
-	for _, fd := range fds {
-		_, _ = unix.Write(fd, closeFrame)
-		_ = unix.Close(fd)
-	}
 }
 
 // RaiseFDLimit raises this process's soft RLIMIT_NOFILE to its hard limit

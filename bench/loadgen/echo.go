@@ -27,7 +27,7 @@ type EchoConfig struct {
 	// measured window opens (start=true) and right after it closes.
 	OnWindow func(start bool)
 	// Payloads, when set, gives each connection its own message
-	// (Payloads[i] for fds[i], sent as a binary frame) instead of Size
+	// (Payloads[i] for conns[i], sent as a binary message) instead of Size
 	// filler bytes: request/response protocols such as SMQ rpc, where each
 	// reply is one inbound message.
 	Payloads [][]byte
@@ -70,11 +70,11 @@ const (
 // generator must not grow without bound when the server stalls.
 const maxBacklog = 8 << 20
 
-// RunEcho drives fds (non-blocking WebSocket client sockets from DialWS;
-// extra[i] holds bytes that arrived with fds[i]'s handshake, may be nil).
-// It does not close the fds. It returns when the window and drain are over.
-func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
-	if len(fds) == 0 {
+// RunEcho drives conns (WebSocket clients from Dial, or SMQ clients on
+// either transport for request/response Payloads). It does not close
+// them. It returns when the window and drain are over.
+func RunEcho(conns []Conn, cfg EchoConfig) (*EchoResult, error) {
+	if len(conns) == 0 {
 		return nil, errors.New("loadgen: no connections")
 	}
 	if cfg.Batch < 1 {
@@ -86,8 +86,8 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 	if cfg.Loops < 1 {
 		cfg.Loops = 1
 	}
-	if cfg.Loops > len(fds) {
-		cfg.Loops = len(fds)
+	if cfg.Loops > len(conns) {
+		cfg.Loops = len(conns)
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
@@ -95,7 +95,7 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 	if cfg.Duration <= 0 {
 		return nil, errors.New("loadgen: duration must be positive")
 	}
-	if cfg.Payloads != nil && len(cfg.Payloads) < len(fds) {
+	if cfg.Payloads != nil && len(cfg.Payloads) < len(conns) {
 		return nil, errors.New("loadgen: fewer payloads than connections")
 	}
 	op := byte(opBin)
@@ -119,21 +119,19 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 		}
 		loops[i] = l
 	}
-	for i, fd := range fds {
-		var ex []byte
-		if i < len(extra) {
-			ex = extra[i]
-		}
-		mask := [4]byte{byte(i), byte(i >> 8), 0x5a, 0xa5}
+	for i := range conns {
+		l := loops[i%len(loops)]
+		c := &echoConn{pend: conns[i].Extra, mask: [4]byte{byte(i), byte(i >> 8), 0x5a, 0xa5}}
+		conns[i].attach(&c.wside, int32(len(l.conns)), l.epfd)
 		p, fop := payload, op
 		if cfg.Payloads != nil {
 			p, fop = cfg.Payloads[i], opBin
 		}
-		frame := make([]byte, 0, cfg.Batch*(len(p)+14))
+		c.frame = make([]byte, 0, cfg.Batch*(len(p)+14))
 		for k := 0; k < cfg.Batch; k++ {
-			frame = AppendClientFrame(frame, fop, p, mask)
+			c.frame = c.appendFrame(c.frame, fop, p, c.mask)
 		}
-		loops[i%len(loops)].add(&echoConn{wside: wside{fd: fd}, frame: frame, pend: ex, mask: mask})
+		l.conns = append(l.conns, c)
 	}
 	for _, l := range loops {
 		if err := l.register(); err != nil {
@@ -145,7 +143,7 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 	}
 	if cfg.Rate > 0 {
 		for _, l := range loops {
-			share := cfg.Rate * float64(len(l.conns)) / float64(len(fds))
+			share := cfg.Rate * float64(len(l.conns)) / float64(len(conns))
 			l.interval = int64(float64(cfg.Batch) / share * 1e9)
 			if l.interval < 1 {
 				l.interval = 1
@@ -177,7 +175,7 @@ func RunEcho(fds []int, extra [][]byte, cfg EchoConfig) (*EchoResult, error) {
 		phase.Store(phaseStop)
 		<-done
 	}
-	res := &EchoResult{Conns: len(fds), Window: window, Hist: NewHist()}
+	res := &EchoResult{Conns: len(conns), Window: window, Hist: NewHist()}
 	for _, l := range loops {
 		res.Hist.Merge(l.hist)
 		res.Sent += l.sent
@@ -269,11 +267,8 @@ func newEchoLoop(phase *atomic.Int32, base time.Time, cfg EchoConfig) (*echoLoop
 	return l, nil
 }
 
-func (l *echoLoop) add(c *echoConn) { l.conns = append(l.conns, c) }
-
 func (l *echoLoop) register() error {
-	for i, c := range l.conns {
-		c.idx = int32(i)
+	for _, c := range l.conns {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 			return fmt.Errorf("loadgen: epoll_ctl: %w", err)
@@ -404,35 +399,36 @@ func (l *echoLoop) send(c *echoConn, stamp int64) {
 			l.fail(c, errors.New("generator backlog overflow: server not reading"))
 			return
 		}
-		c.out = append(c.out, c.frame...)
-		return
 	}
-	if err := c.writeNow(l.epfd, c.frame); err != nil {
+	if err := c.send(c.frame); err != nil {
 		l.fail(c, err)
 	}
 }
 
 // flush writes queued bytes after EPOLLOUT.
 func (l *echoLoop) flush(c *echoConn) {
-	if err := c.flush(l.epfd); err != nil {
+	if err := c.flush(); err != nil {
 		l.fail(c, err)
 	}
 }
 
+// readConn reads what c has (until a short read: TLS may hold more than
+// one buffer) and consumes it.
 func (l *echoLoop) readConn(c *echoConn, now int64) {
-	n, err := unix.Read(c.fd, l.buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
+	for !c.dead {
+		n, err := c.read(l.buf)
+		if err == errAgain {
+			return
+		}
+		if err != nil {
+			l.fail(c, err)
+			return
+		}
+		l.consume(c, l.buf[:n], now)
+		if n < len(l.buf) {
+			return
+		}
 	}
-	if err != nil {
-		l.fail(c, fmt.Errorf("read: %w", err))
-		return
-	}
-	if n == 0 {
-		l.fail(c, errors.New("server closed the connection"))
-		return
-	}
-	l.consume(c, l.buf[:n], now)
 }
 
 // consume parses inbound bytes: each complete data message pops one stamp.
@@ -443,7 +439,7 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 	}
 	measuring := l.phase.Load() == phaseMeasure
 	for len(data) > 0 {
-		f, ok, err := parseFrame(data)
+		f, ok, err := c.parse(data)
 		if err != nil {
 			l.fail(c, err)
 			return
@@ -474,9 +470,9 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 				l.send(c, now) // closed loop: next batch once the last echo is in
 			}
 		case opPing:
-			pong := AppendClientFrame(nil, opPong, f.payload, c.mask)
-			c.out = append(c.out, pong...)
-			l.flush(c)
+			if err := c.send(AppendClientFrame(nil, opPong, f.payload, c.mask)); err != nil {
+				l.fail(c, err)
+			}
 		case opClose:
 			l.fail(c, errors.New("server sent a close frame"))
 			return

@@ -13,7 +13,7 @@ import (
 )
 
 // FanoutProtocol adapts the fan-out scenario to a pub/sub protocol carried
-// in WebSocket messages (the driver does the WebSocket framing): Bcast for
+// in WebSocket messages or SMQ raw frames (the driver does the framing): Bcast for
 // the *-bcast peers, SMQ for the broker, NATS for nats-server.
 type FanoutProtocol interface {
 	// NewConn returns the state of one connection; subscriber is false for
@@ -110,13 +110,6 @@ type FanoutResult struct {
 	Backlogged              int64
 }
 
-// Conn is an open client connection: a non-blocking fd from DialWS and the
-// bytes that came with its handshake.
-type Conn struct {
-	FD    int
-	Extra []byte
-}
-
 // slot is one closed-loop outstanding publish. remaining and gen are shared
 // by every loop (deliveries may land on any); the rest belongs to the
 // owning loop.
@@ -202,8 +195,9 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 		if sub {
 			topic = i % cfg.Topics
 		}
-		fc := &fanConn{wside: wside{fd: c.FD, idx: int32(len(l.conns))}, pend: c.Extra, sub: sub,
+		fc := &fanConn{pend: c.Extra, sub: sub,
 			proto: cfg.Proto.NewConn(sub, topic, cfg.Topics), mask: [4]byte{byte(i), byte(i >> 8), 0x3c, 0xc3}}
+		c.attach(&fc.wside, int32(len(l.conns)), l.epfd)
 		l.conns = append(l.conns, fc)
 		if !sub {
 			l.pubs = append(l.pubs, fc)
@@ -607,7 +601,8 @@ func (l *fanLoop) onDelivery(body []byte) {
 	s.owner.wake()
 }
 
-// write frames msg as one masked binary message and writes or queues it.
+// write frames msg as one binary message (masked WebSocket frame, or
+// length-prefixed on SMQ's raw transport) and writes or queues it.
 func (l *fanLoop) write(c *fanConn, msg []byte) {
 	if c.dead {
 		return
@@ -618,35 +613,36 @@ func (l *fanLoop) write(c *fanConn, msg []byte) {
 			l.fail(c, errors.New("generator backlog overflow: server not reading"))
 			return
 		}
-		c.out = AppendClientFrame(c.out, opBin, msg, c.mask)
-		return
 	}
-	l.wbuf = AppendClientFrame(l.wbuf[:0], opBin, msg, c.mask)
-	if err := c.writeNow(l.epfd, l.wbuf); err != nil {
+	l.wbuf = c.appendFrame(l.wbuf[:0], opBin, msg, c.mask)
+	if err := c.send(l.wbuf); err != nil {
 		l.fail(c, err)
 	}
 }
 
 func (l *fanLoop) flush(c *fanConn) {
-	if err := c.flush(l.epfd); err != nil {
+	if err := c.flush(); err != nil {
 		l.fail(c, err)
 	}
 }
 
+// readConn reads what c has (until a short read: TLS may hold more than
+// one buffer) and consumes it.
 func (l *fanLoop) readConn(c *fanConn) {
-	n, err := unix.Read(c.fd, l.buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
+	for !c.dead {
+		n, err := c.read(l.buf)
+		if err == errAgain {
+			return
+		}
+		if err != nil {
+			l.fail(c, err)
+			return
+		}
+		l.consume(c, l.buf[:n])
+		if n < len(l.buf) {
+			return
+		}
 	}
-	if err != nil {
-		l.fail(c, fmt.Errorf("read: %w", err))
-		return
-	}
-	if n == 0 {
-		l.fail(c, errors.New("server closed the connection"))
-		return
-	}
-	l.consume(c, l.buf[:n])
 }
 
 // consume parses inbound frames and hands messages to the protocol.
@@ -657,7 +653,7 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 		data = c.pend
 	}
 	for len(data) > 0 && !c.dead {
-		f, ok, err := parseFrame(data)
+		f, ok, err := c.parse(data)
 		if err != nil {
 			l.fail(c, err)
 			return
@@ -680,8 +676,9 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 			}
 			l.checkReady(c)
 		case opPing:
-			c.out = AppendClientFrame(c.out, opPong, f.payload, c.mask)
-			l.flush(c)
+			if err := c.send(AppendClientFrame(nil, opPong, f.payload, c.mask)); err != nil {
+				l.fail(c, err)
+			}
 		case opClose:
 			l.fail(c, errors.New("server sent a close frame"))
 			return

@@ -96,3 +96,28 @@ func parseFrame(b []byte) (f frameInfo, ok bool, err error) {
 	f.size = total
 	return f, true, nil
 }
+
+// AppendLen16 appends msg with SMQ's raw-transport prefix: a big-endian u16
+// total length that counts the two length bytes (smq-protocol.md §1.2).
+func AppendLen16(dst, msg []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(msg)+2))
+	return append(dst, msg...)
+}
+
+var errLen16 = errors.New("loadgen: smq raw frame length below 3")
+
+// parseLen16 parses one length-prefixed SMQ message from b, as a final
+// binary frame so the drivers treat both framings alike.
+func parseLen16(b []byte) (f frameInfo, ok bool, err error) {
+	if len(b) < 2 {
+		return f, false, nil
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if n < 3 {
+		return f, false, errLen16
+	}
+	if len(b) < n {
+		return f, false, nil
+	}
+	return frameInfo{op: opBin, fin: true, payload: b[2:n], size: n}, true, nil
+}

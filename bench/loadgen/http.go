@@ -14,7 +14,8 @@ import (
 )
 
 // HTTPConfig describes one http run: keep-alive connections from
-// DialManyTCP, each with one GET outstanding (closed loop).
+// DialMany with KindHTTP (plain or TLS), each with one GET outstanding
+// (closed loop).
 type HTTPConfig struct {
 	Path, Host string
 	// Warmup runs before the measured window; Duration is the window;
@@ -24,12 +25,12 @@ type HTTPConfig struct {
 	OnWindow                func(start bool)
 }
 
-// RunHTTP drives fds with GET requests, one outstanding per connection,
+// RunHTTP drives conns with GET requests, one outstanding per connection,
 // and measures request to complete response. The result's Received is
 // the number of responses in the window; Unexpected counts non-2xx ones.
-// It does not close the fds.
-func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
-	if len(fds) == 0 {
+// It does not close the connections.
+func RunHTTP(conns []Conn, cfg HTTPConfig) (*EchoResult, error) {
+	if len(conns) == 0 {
 		return nil, errors.New("loadgen: no connections")
 	}
 	if cfg.Duration <= 0 {
@@ -41,8 +42,8 @@ func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
 	if cfg.Loops < 1 {
 		cfg.Loops = 1
 	}
-	if cfg.Loops > len(fds) {
-		cfg.Loops = len(fds)
+	if cfg.Loops > len(conns) {
+		cfg.Loops = len(conns)
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
@@ -67,12 +68,13 @@ func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
 		}
 		loops[i] = &httpLoop{phase: &phase, base: base, epfd: epfd, req: req, buf: make([]byte, 64<<10), hist: NewHist()}
 	}
-	for i, fd := range fds {
+	for i := range conns {
 		l := loops[i%len(loops)]
-		c := &httpConn{wside: wside{fd: fd, idx: int32(len(l.conns))}}
+		c := &httpConn{}
+		conns[i].attach(&c.wside, int32(len(l.conns)), l.epfd)
 		l.conns = append(l.conns, c)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.idx}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("loadgen: epoll_ctl: %w", err)
 		}
@@ -102,7 +104,7 @@ func RunHTTP(fds []int, cfg HTTPConfig) (*EchoResult, error) {
 		phase.Store(phaseStop)
 		<-done
 	}
-	res := &EchoResult{Conns: len(fds), Window: window, Hist: NewHist()}
+	res := &EchoResult{Conns: len(conns), Window: window, Hist: NewHist()}
 	for _, l := range loops {
 		res.Hist.Merge(l.hist)
 		res.Sent += l.sent
@@ -193,31 +195,39 @@ func (l *httpLoop) send(c *httpConn, now int64) {
 	if l.phase.Load() == phaseMeasure {
 		l.sent++
 	}
-	if err := c.writeNow(l.epfd, l.req); err != nil {
+	if err := c.send(l.req); err != nil {
 		l.fail(c, err)
 	}
 }
 
 func (l *httpLoop) flush(c *httpConn) {
-	if err := c.flush(l.epfd); err != nil {
+	if err := c.flush(); err != nil {
 		l.fail(c, err)
 	}
 }
 
+// read reads what c has (until a short read: TLS may hold more than one
+// buffer) and handles every complete response.
 func (l *httpLoop) read(c *httpConn, now int64) {
-	n, err := unix.Read(c.fd, l.buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
+	for !c.dead {
+		n, err := c.read(l.buf)
+		if err == errAgain {
+			return
+		}
+		if err != nil {
+			l.fail(c, err)
+			return
+		}
+		c.in = append(c.in, l.buf[:n]...)
+		l.responses(c, now)
+		if n < len(l.buf) {
+			return
+		}
 	}
-	if err != nil {
-		l.fail(c, fmt.Errorf("read: %w", err))
-		return
-	}
-	if n == 0 {
-		l.fail(c, errors.New("server closed the connection"))
-		return
-	}
-	c.in = append(c.in, l.buf[:n]...)
+}
+
+// responses handles the complete responses at the start of c.in.
+func (l *httpLoop) responses(c *httpConn, now int64) {
 	for len(c.in) > 0 {
 		size, status, ok, err := ParseHTTPResponse(c.in)
 		if err != nil {

@@ -2,7 +2,11 @@ package loadgen
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFrame(t *testing.T) {
@@ -60,11 +64,14 @@ func TestParseURL(t *testing.T) {
 	cases := []struct {
 		name, url, path string
 		port            int
-		bad             bool
+		bad, tls, http  bool
 	}{
 		{name: "plain", url: "ws://127.0.0.1:8080/echo", path: "/echo", port: 8080},
 		{name: "query kept", url: "ws://127.0.0.1:9/bcast?pub=1", path: "/bcast?pub=1", port: 9},
-		{name: "wss refused", url: "wss://127.0.0.1:9/x", bad: true},
+		{name: "wss", url: "wss://127.0.0.1:9/x", path: "/x", port: 9, tls: true},
+		{name: "https default port", url: "https://127.0.0.1/smq.lsp", path: "/smq.lsp", port: 443, tls: true, http: true},
+		{name: "http", url: "http://127.0.0.1:8/", path: "/", port: 8, http: true},
+		{name: "other scheme refused", url: "ftp://127.0.0.1:9/x", bad: true},
 		{name: "bad port", url: "ws://127.0.0.1:99999/x", bad: true},
 		{name: "garbage", url: "::", bad: true},
 	}
@@ -77,7 +84,8 @@ func TestParseURL(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || tg.Path != tc.path || tg.Port != tc.port || tg.Addr != [4]byte{127, 0, 0, 1} {
+			if err != nil || tg.Path != tc.path || tg.Port != tc.port || tg.Addr != [4]byte{127, 0, 0, 1} ||
+				tg.TLS != tc.tls || tg.HTTP != tc.http {
 				t.Fatalf("%+v %v", tg, err)
 			}
 		})
@@ -108,5 +116,66 @@ func FuzzParseFrame(f *testing.F) {
 		if errW == nil && errP != nil {
 			t.Fatalf("prefix errored (%v), whole did not", errP)
 		}
+		// The same for SMQ's length-prefixed framing.
+		lw, okW, errW := parseLen16(b)
+		if okW && (lw.size > len(b) || lw.size < 3 || len(lw.payload) != lw.size-2) {
+			t.Fatalf("len16: size %d, payload %d of %d bytes", lw.size, len(lw.payload), len(b))
+		}
+		_, okP, errP = parseLen16(b[:cut])
+		if okP && okW && cut < lw.size {
+			t.Fatalf("len16: prefix %d parsed but whole message needs %d", cut, lw.size)
+		}
+		if errW == nil && errP != nil {
+			t.Fatalf("len16: prefix errored (%v), whole did not", errP)
+		}
 	})
+}
+
+func TestParseLen16(t *testing.T) {
+	ping := AppendLen16(nil, []byte{smqPing})
+	if !bytes.Equal(ping, []byte{0, 3, smqPing}) {
+		t.Fatalf("Ping encodes as % x, want 00 03 0c (smq-protocol.md §1.2)", ping)
+	}
+	two := append(AppendLen16(nil, []byte("first")), AppendLen16(nil, []byte("second"))...)
+	f, ok, err := parseLen16(two)
+	if !ok || err != nil || string(f.payload) != "first" || f.size != 7 || f.op != opBin || !f.fin {
+		t.Fatalf("first: %+v %v %v", f, ok, err)
+	}
+	if f, ok, _ = parseLen16(two[f.size:]); !ok || string(f.payload) != "second" {
+		t.Fatalf("second: %+v", f)
+	}
+	if _, ok, err := parseLen16(two[:6]); ok || err != nil {
+		t.Fatal("a partial message must wait for more bytes")
+	}
+	if _, _, err := parseLen16([]byte{0, 2}); err == nil {
+		t.Fatal("length 2 (no type byte) accepted")
+	}
+}
+
+// TestHTTPS drives keep-alive GETs over TLS against net/http's TLS test
+// server (a real socket on loopback): TLS records are read until the
+// socket is dry, responses parse, certificate checks are on by default.
+func TestHTTPS(t *testing.T) {
+	body := bytes.Repeat([]byte("t"), 40_000) // spans several TLS records
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	tg, err := ParseURL(srv.URL + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr := DialMany(tg, KindHTTP, 1, nil, 1, 2*time.Second); len(dr.Conns) != 0 || !strings.Contains(dr.FirstError, "certificate") {
+		t.Fatalf("self-signed server accepted without Insecure: %+v", dr)
+	}
+	tg.Insecure = true
+	dr := DialMany(tg, KindHTTP, 3, SourceAddrs(2), 2, 2*time.Second)
+	if len(dr.Conns) != 3 {
+		t.Fatalf("dial: %+v", dr)
+	}
+	defer CloseAll(dr.Conns)
+	res, err := RunHTTP(dr.Conns, HTTPConfig{Path: tg.Path, Host: tg.HostPort, Duration: 300 * time.Millisecond})
+	if err != nil || res.Received == 0 || res.Lost != 0 || res.Unexpected != 0 {
+		t.Fatalf("https: %+v %v", res, err)
+	}
 }

@@ -6,12 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // SMQ message types (docs/smq-protocol.md §1.4). The load generator keeps
@@ -68,7 +67,8 @@ func AppendSMQPublish(dst []byte, tid, ptid uint32, body []byte) []byte {
 	return append(dst, body...)
 }
 
-// SMQ is the fan-out adapter for the SMQ broker over WebSocket: each
+// SMQ is the fan-out adapter for the SMQ broker (over WebSocket or the raw
+// transport; the driver does the framing): each
 // connection answers Init with Connect; a subscriber then subscribes to
 // topic "bench/tN" and is ready on its Suback; a publisher creates every
 // topic and is ready once all CreateAcks are in. Deliveries are the Publish
@@ -157,18 +157,22 @@ func (c *smqConn) Inbound(msg []byte, emit func([]byte)) ([][]byte, error) {
 	return nil, fmt.Errorf("loadgen: smq: unexpected message type %d", msg[0])
 }
 
-// SMQHandshake completes the SMQ handshake on a freshly dialed WebSocket
-// connection (fd from DialWS, extra its leftover bytes): it waits for Init,
-// sends Connect with a fresh UID, and waits for an accepting Connack. It
-// returns the client's ETID and any bytes received after the Connack. It
-// blocks the caller in poll(2) up to timeout.
-func SMQHandshake(fd int, extra []byte, timeout time.Duration) (etid uint32, rest []byte, err error) {
-	deadline := time.Now().Add(timeout)
-	buf := append([]byte(nil), extra...)
+// smqDisconnectFrame is SMQ's Disconnect on the raw transport: how a raw
+// client says goodbye (a WebSocket client sends a close frame instead).
+var smqDisconnectFrame = AppendLen16(nil, []byte{smqDisconnect})
+
+// smqHandshake completes the SMQ handshake on a freshly dialed connection
+// (WebSocket or raw, c.Extra its leftover bytes): it waits for Init, sends
+// Connect with a fresh UID, and waits for an accepting Connack. It returns
+// the client's ETID and any bytes received after the Connack, blocking in
+// poll(2) until deadline.
+func smqHandshake(c *Conn, deadline time.Time) (etid uint32, rest []byte, err error) {
+	w := wside{raw: c.Raw}
+	buf := append([]byte(nil), c.Extra...)
 	next := func() ([]byte, error) {
 		var tmp [1024]byte
 		for {
-			if f, ok, err := parseFrame(buf); err != nil {
+			if f, ok, err := w.parse(buf); err != nil {
 				return nil, err
 			} else if ok {
 				msg := append([]byte(nil), f.payload...)
@@ -181,19 +185,12 @@ func SMQHandshake(fd int, extra []byte, timeout time.Duration) (etid uint32, res
 				}
 				continue
 			}
-			n, err := unix.Read(fd, tmp[:])
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN:
-				if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
-					return nil, fmt.Errorf("loadgen: smq handshake: %w", err)
-				}
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("loadgen: smq handshake: %w", err)
-			case n == 0:
+			n, err := c.readBlocking(tmp[:], deadline)
+			if err == io.EOF {
 				return nil, errors.New("loadgen: smq: server closed during the handshake")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("loadgen: smq handshake: %w", err)
 			}
 			buf = append(buf, tmp[:n]...)
 		}
@@ -205,19 +202,9 @@ func SMQHandshake(fd int, extra []byte, timeout time.Duration) (etid uint32, res
 	if msg[0] != smqInit {
 		return 0, nil, fmt.Errorf("loadgen: smq: expected Init, got type %d", msg[0])
 	}
-	frame := AppendClientFrame(nil, opBin, AppendSMQConnect(nil, NewSMQUID()), [4]byte{7, 1, 3, 9})
-	for len(frame) > 0 {
-		n, err := unix.Write(fd, frame)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
-				return 0, nil, fmt.Errorf("loadgen: smq handshake: %w", err)
-			}
-			continue
-		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("loadgen: smq handshake: %w", err)
-		}
-		frame = frame[n:]
+	frame := w.appendFrame(nil, opBin, AppendSMQConnect(nil, NewSMQUID()), [4]byte{7, 1, 3, 9})
+	if err := c.writeBlocking(frame, deadline); err != nil {
+		return 0, nil, fmt.Errorf("loadgen: smq handshake: %w", err)
 	}
 	if msg, err = next(); err != nil {
 		return 0, nil, err

@@ -1,23 +1,30 @@
 package loadgen
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/sys/unix"
 )
 
-// wside is the write side every generator connection shares: bytes the
-// kernel did not take wait in out, and EPOLLOUT is armed while they do.
-// Owned by the connection's loop goroutine.
+// wside is the I/O side every generator connection shares: bytes the
+// kernel did not take wait in out, and EPOLLOUT is armed while they do; on
+// TLS connections plaintext passes through tls first. Owned by the
+// connection's loop goroutine.
 type wside struct {
 	fd     int
 	idx    int32 // index in its loop's conns, carried in epoll events
+	epfd   int   // the loop's epoll set
 	out    []byte
-	outArm bool // EPOLLOUT registered
+	outArm bool      // EPOLLOUT registered
+	tls    *tls.Conn // nil on plain connections
+	raw    bool      // SMQ raw transport: u16 length prefixes, not WebSocket frames
 }
 
-// arm turns EPOLLOUT on or off for the connection in epfd.
-func (w *wside) arm(epfd int, on bool) {
+// arm turns EPOLLOUT on or off for the connection.
+func (w *wside) arm(on bool) {
 	if w.outArm == on {
 		return
 	}
@@ -26,12 +33,25 @@ func (w *wside) arm(epfd int, on bool) {
 	if on {
 		ev.Events |= unix.EPOLLOUT
 	}
-	_ = unix.EpollCtl(epfd, unix.EPOLL_CTL_MOD, w.fd, &ev)
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, w.fd, &ev)
 }
 
-// writeNow writes b on an empty queue and queues what the kernel did not
-// take, arming EPOLLOUT. An error is a failed connection.
-func (w *wside) writeNow(epfd int, b []byte) error {
+// send writes plaintext b (encrypted first on TLS connections), or queues
+// it behind bytes still waiting. An error is a failed connection.
+func (w *wside) send(b []byte) error {
+	if w.tls != nil {
+		_, err := w.tls.Write(b)
+		return err
+	}
+	return w.put(b)
+}
+
+// put writes wire bytes b, or queues them behind bytes still waiting.
+func (w *wside) put(b []byte) error {
+	if len(w.out) > 0 {
+		w.out = append(w.out, b...)
+		return nil
+	}
 	n, err := unix.Write(w.fd, b)
 	if err != nil {
 		if err != unix.EAGAIN && err != unix.EINTR {
@@ -41,13 +61,13 @@ func (w *wside) writeNow(epfd int, b []byte) error {
 	}
 	if n < len(b) {
 		w.out = append(w.out[:0], b[n:]...)
-		w.arm(epfd, true)
+		w.arm(true)
 	}
 	return nil
 }
 
 // flush writes queued bytes after EPOLLOUT and disarms it once they are out.
-func (w *wside) flush(epfd int) error {
+func (w *wside) flush() error {
 	for len(w.out) > 0 {
 		n, err := unix.Write(w.fd, w.out)
 		if err == unix.EINTR {
@@ -61,6 +81,76 @@ func (w *wside) flush(epfd int) error {
 		}
 		w.out = w.out[:copy(w.out, w.out[n:])]
 	}
-	w.arm(epfd, false)
+	w.arm(false)
 	return nil
+}
+
+// errAgain: nothing to read for now.
+var errAgain = errors.New("loadgen: no data")
+
+var errServerClosed = errors.New("server closed the connection")
+
+// read reads the plaintext available now into buf: errAgain when there is
+// none, errServerClosed at end of stream. A TLS connection is read until
+// the socket has nothing more or buf is full, since decrypted records
+// buffered in crypto/tls would not wake epoll again; a caller that got a
+// full buf reads again.
+func (w *wside) read(buf []byte) (int, error) {
+	if w.tls == nil {
+		for {
+			n, err := unix.Read(w.fd, buf)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return 0, errAgain
+			case err != nil:
+				return 0, fmt.Errorf("read: %w", err)
+			case n == 0:
+				return 0, errServerClosed
+			}
+			return n, nil
+		}
+	}
+	total := 0
+	for total < len(buf) {
+		n, err := w.tls.Read(buf[total:])
+		total += n
+		if err == nil {
+			continue
+		}
+		var wb wouldBlock
+		switch {
+		case errors.As(err, &wb):
+			if total == 0 {
+				return 0, errAgain
+			}
+			return total, nil
+		case errors.Is(err, io.EOF):
+			if total > 0 {
+				return total, nil
+			}
+			return 0, errServerClosed
+		default:
+			return 0, fmt.Errorf("read: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// appendFrame appends msg framed for this connection: a masked client
+// WebSocket frame, or on SMQ's raw transport the u16 length prefix.
+func (w *wside) appendFrame(dst []byte, op byte, msg []byte, mask [4]byte) []byte {
+	if w.raw {
+		return AppendLen16(dst, msg)
+	}
+	return AppendClientFrame(dst, op, msg, mask)
+}
+
+// parse parses one inbound message of this connection's framing from b.
+func (w *wside) parse(b []byte) (frameInfo, bool, error) {
+	if w.raw {
+		return parseLen16(b)
+	}
+	return parseFrame(b)
 }

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -12,7 +13,8 @@ import (
 )
 
 func init() {
-	Register("gorilla-echo", startGorillaEcho)
+	Register("gorilla-echo", func(addr string) (Server, error) { return startGorillaEcho(addr, false) })
+	Register("gorilla-echo-tls", func(addr string) (Server, error) { return startGorillaEcho(addr, true) })
 	Register("gorilla-bcast", startGorillaBcast)
 }
 
@@ -33,10 +35,20 @@ var gorillaUpgrader = websocket.Upgrader{
 
 // newGorillaServer listens; serve starts accepting. Handlers are built in
 // between so they can refer to g without a race.
-func newGorillaServer(addr string) (*gorillaServer, error) {
+// With withTLS, net/http serves wss:// (crypto/tls on each connection's
+// goroutine, as a Go server normally does).
+func newGorillaServer(addr string, withTLS bool) (*gorillaServer, error) {
 	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
+	}
+	if withTLS {
+		cfg, err := selfSignedTLS()
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, cfg)
 	}
 	return &gorillaServer{
 		ln:  ln,
@@ -86,8 +98,8 @@ func (g *gorillaServer) done(c *websocket.Conn) {
 	g.wg.Done()
 }
 
-func startGorillaEcho(addr string) (Server, error) {
-	g, err := newGorillaServer(addr)
+func startGorillaEcho(addr string, withTLS bool) (Server, error) {
+	g, err := newGorillaServer(addr, withTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +146,7 @@ type gorillaSub struct {
 const gorillaSubQueue = 1024
 
 func startGorillaBcast(addr string) (Server, error) {
-	g, err := newGorillaServer(addr)
+	g, err := newGorillaServer(addr, false)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tarponrt/tarpon/examples"
 	"github.com/tarponrt/tarpon/lsp"
+	"github.com/tarponrt/tarpon/runtime"
 )
 
 func init() {
@@ -33,7 +34,7 @@ type luaServer struct {
 
 func startLua(addr string) (Server, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stack, err := lsp.NewStack(lsp.StackConfig{Logger: log})
+	stack, err := lsp.NewStack(lsp.StackConfig{Logger: log, Runtime: runtime.Config{Loops: 1}})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -13,8 +14,9 @@ import (
 )
 
 func init() {
-	Register("tarpon-echo", func(addr string) (Server, error) { return startTarpon(addr, false) })
-	Register("tarpon-bcast", func(addr string) (Server, error) { return startTarpon(addr, true) })
+	Register("tarpon-echo", func(addr string) (Server, error) { return startTarpon(addr, false, false) })
+	Register("tarpon-echo-tls", func(addr string) (Server, error) { return startTarpon(addr, false, true) })
+	Register("tarpon-bcast", func(addr string) (Server, error) { return startTarpon(addr, true, false) })
 }
 
 // tarponServer is the project's runtime: net/http accepts and upgrades,
@@ -105,7 +107,10 @@ func (s *tarponServer) updateSubs(fn func([]*runtime.Conn) []*runtime.Conn) {
 // rawResponse answers /raw before the connection becomes a byte stream.
 var rawResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
 
-func startTarpon(addr string, bcast bool) (Server, error) {
+// startTarpon starts the echo (or, bcast, the broadcast) server; with
+// withTLS it serves wss:// through runtime.NewTLSListener, so TLS
+// connections live in the reactor too.
+func startTarpon(addr string, bcast, withTLS bool) (Server, error) {
 	r, err := runtime.New(runtime.Config{})
 	if err != nil {
 		return nil, err
@@ -129,6 +134,14 @@ func startTarpon(addr string, bcast bool) (Server, error) {
 		})
 	}
 	ln, err := listen(addr)
+	var cfg *tls.Config
+	if err == nil && withTLS {
+		if cfg, err = selfSignedTLS(); err == nil {
+			ln = runtime.NewTLSListener(ln, cfg)
+		} else {
+			_ = ln.Close()
+		}
+	}
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -61,7 +61,21 @@
 // testdata/packets.json, FuzzDecode, FuzzDecodeSplit), hub_test.go and
 // async_test.go (hub logic over fake connections, fake_test.go),
 // hub_fuzz_test.go (FuzzPeerInput), serve_test.go (real loopback sockets:
-// WebSocket via gorilla, raw over net.Conn), bench_test.go (BenchmarkFanout).
+// WebSocket via gorilla, raw over net.Conn), limits_test.go (Options.MaxTopics
+// over loopback: denied acks, ErrTopicLimit, the counter, one log line,
+// churning peers, racing creators), bench_test.go (BenchmarkFanout).
+//
+// # Limits
+//
+// Topic and sub-topic names are never freed (§1.7: a name keeps its TID for
+// the hub's lifetime, so clients that reconnect see the same TIDs, even for
+// a topic nobody subscribes to, observes or references any more). The
+// tables are bounded instead: MaxTopicsPerPeer per peer, and MaxTopics
+// (default DefaultMaxTopics, 100,000) for the whole hub, checked where every
+// new name enters them (newTopicLocked, subtopicLocked). A refused client
+// request gets a denied ack and the peer stays connected; the server-side
+// API returns ErrTopicLimit; Stats.TopicsRefused counts it and the log gets
+// at most one line per 10 s.
 //
 // Differences from BAS, by design (§1.14): Unobserve removes only the
 // observer; a closing peer leaves every observer list; payloads over 0xFFF0

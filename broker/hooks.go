@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -98,8 +99,22 @@ type Options struct {
 	SlowConsumer SlowConsumerPolicy
 	// MaxTopicsPerPeer caps the topic and sub-topic names one peer may
 	// create (names live for the hub's lifetime). Zero means unlimited.
-	// Past it, requests for new names get a denied ack.
+	// Past it, requests for new names get a denied ack. It does not bound
+	// the hub: peers that leave and come back start again; MaxTopics does.
 	MaxTopicsPerPeer int
+	// MaxTopics caps the topic plus sub-topic names the whole hub holds.
+	// Names are never freed (SMQ spec §1.7: a name keeps its TID for the
+	// hub's lifetime, so reconnecting clients see stable TIDs), so without
+	// it a stream of peers, each creating up to MaxTopicsPerPeer names and
+	// leaving, grows the tables without bound. Zero or negative means
+	// DefaultMaxTopics; NoTopicLimit disables the cap. Past it, a client's
+	// request for a new name (Create, Subscribe to an unknown name,
+	// CreateSub) gets a denied ack (status 1, ID 0) and the peer stays
+	// connected; the server-side API (CreateTopic, CreateSubtopic,
+	// SubscribeTopic, SubscribeTid, PublishTopic) returns ErrTopicLimit.
+	// Known names keep working. Refusals are counted (Stats.TopicsRefused)
+	// and logged at most once per topicLimitLogEvery.
+	MaxTopics int
 	// MaxSubscriptionsPerPeer caps one peer's subscriptions. Zero means
 	// unlimited. Past it, Subscribe gets a denied ack.
 	MaxSubscriptionsPerPeer int
@@ -132,6 +147,9 @@ func (o *Options) fill() {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 200
 	}
+	if o.MaxTopics <= 0 {
+		o.MaxTopics = DefaultMaxTopics
+	}
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = MaxRawMessage
 	}
@@ -139,6 +157,20 @@ func (o *Options) fill() {
 		o.Logger = slog.Default()
 	}
 }
+
+// Hub-wide name limit (Options.MaxTopics).
+const (
+	// DefaultMaxTopics is the default Options.MaxTopics: 100,000 names
+	// (topics and sub-topics together), a few tens of MB at most.
+	DefaultMaxTopics = 100_000
+	// NoTopicLimit as Options.MaxTopics lets the hub hold any number of
+	// names.
+	NoTopicLimit = math.MaxInt
+)
+
+// ErrTopicLimit is returned by the server-side API when a new topic or
+// sub-topic name would take the hub past Options.MaxTopics.
+var ErrTopicLimit = errors.New("broker: topic limit reached")
 
 // Reasons a peer was closed, passed to Hooks.OnClose.
 var (

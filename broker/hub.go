@@ -66,6 +66,9 @@ type Hub struct {
 	keep  atomic.Pointer[[2]time.Duration]
 
 	publishes, deliveries, drops, undelivered, slowCloses, oversize atomic.Uint64
+
+	topicsRefused atomic.Uint64 // new names refused by Options.MaxTopics
+	limitLogAt    atomic.Int64  // UnixNano of the last topic-limit warning (0: none yet)
 }
 
 type obsFunc func(count int, tid uint32)
@@ -134,16 +137,17 @@ func (h *Hub) lookupID(id uint32) (*topic, *Peer) {
 
 // Stats is a snapshot of a hub's counters, for metrics.
 type Stats struct {
-	Peers       int    // connected client peers (not counting the server client)
-	Handshaking int    // peers between Init and Connack
-	Topics      int    // topic names (they live for the hub's lifetime)
-	Subtopics   int    // sub-topic names
-	Publishes   uint64 // publishes routed (client and server)
-	Deliveries  uint64 // messages handed to a recipient (server client included)
-	Drops       uint64 // per-recipient drops: congested or full send queue, payload too big for a raw peer
-	Oversize    uint64 // of Drops: messages over 0xFFF0 payload not forwarded to raw peers
-	Undelivered uint64 // publishes that reached nobody
-	SlowCloses  uint64 // recipients closed by SlowConsumerDisconnect
+	Peers         int    // connected client peers (not counting the server client)
+	Handshaking   int    // peers between Init and Connack
+	Topics        int    // topic names (they live for the hub's lifetime)
+	Subtopics     int    // sub-topic names; Topics+Subtopics ≤ Options.MaxTopics
+	Publishes     uint64 // publishes routed (client and server)
+	Deliveries    uint64 // messages handed to a recipient (server client included)
+	Drops         uint64 // per-recipient drops: congested or full send queue, payload too big for a raw peer
+	Oversize      uint64 // of Drops: messages over 0xFFF0 payload not forwarded to raw peers
+	Undelivered   uint64 // publishes that reached nobody
+	SlowCloses    uint64 // recipients closed by SlowConsumerDisconnect
+	TopicsRefused uint64 // new names refused by Options.MaxTopics (denied acks, ErrTopicLimit); not MaxTopicsPerPeer or hook refusals
 }
 
 // Stats returns the hub's counters. Any goroutine.
@@ -157,6 +161,7 @@ func (h *Hub) Stats() Stats {
 	s.Oversize = h.oversize.Load()
 	s.Undelivered = h.undelivered.Load()
 	s.SlowCloses = h.slowCloses.Load()
+	s.TopicsRefused = h.topicsRefused.Load()
 	return s
 }
 

@@ -495,8 +495,10 @@ func (h *Hub) clientPubFrag(p *Peer, msg []byte) {
 }
 
 // clientSubscribe handles Subscribe (§1.7): duplicate → ok without hook or
-// Change; else PermitTopic, limits, ack (before the peer is added, so the ack
-// precedes any message on the topic), then Change to the observers.
+// Change; else PermitTopic, limits (MaxSubscriptionsPerPeer, and for a new
+// name MaxTopicsPerPeer then MaxTopics), ack (before the peer is added, so
+// the ack precedes any message on the topic), then Change to the observers.
+// Every refusal is a denied ack (status 1, TID 0); the peer stays connected.
 func (h *Hub) clientSubscribe(p *Peer, name string) {
 	h.mu.Lock()
 	if t := h.names[name]; t != nil && p.topics[t.tid] != nil {
@@ -519,6 +521,7 @@ func (h *Hub) finishSubscribe(p *Peer, name string, ok bool) {
 		return
 	}
 	var later []func()
+	full := false
 	h.mu.Lock()
 	t := h.names[name]
 	switch {
@@ -528,15 +531,21 @@ func (h *Hub) finishSubscribe(p *Peer, name string, ok bool) {
 	case h.opts.MaxSubscriptionsPerPeer > 0 && len(p.topics) >= h.opts.MaxSubscriptionsPerPeer,
 		t == nil && !h.mayCreateLocked(p):
 		p.send(AppendAck(nil, msgSuback, 1, 0, name))
+	case t == nil && !h.roomLocked(): // hub-wide MaxTopics
+		full = true
+		p.send(AppendAck(nil, msgSuback, 1, 0, name))
 	default:
 		if t == nil {
-			t = h.newTopicLocked(name, 0)
+			t = h.newTopicLocked(name, 0) // non-nil: roomLocked held under the same lock
 			p.created++
 		}
 		p.send(AppendAck(nil, msgSuback, 0, t.tid, name))
 		h.addSubLocked(t, p, &later)
 	}
 	h.mu.Unlock()
+	if full {
+		h.topicRefused(p, "topic", name)
+	}
 	for _, f := range later {
 		f()
 	}
@@ -546,7 +555,8 @@ func (h *Hub) mayCreateLocked(p *Peer) bool {
 	return h.opts.MaxTopicsPerPeer <= 0 || p.created < h.opts.MaxTopicsPerPeer
 }
 
-// clientCreate handles Create: PermitTopic(name, false) every time (§1.7).
+// clientCreate handles Create: PermitTopic(name, false) every time (§1.7),
+// then for a new name MaxTopicsPerPeer and MaxTopics (denied ack past them).
 func (h *Hub) clientCreate(p *Peer, name string) {
 	h.decide(p, func() bool {
 		return h.hooks.PermitTopic == nil || h.hooks.PermitTopic(p, name, false)
@@ -560,21 +570,29 @@ func (h *Hub) finishCreate(p *Peer, name string, ok bool) {
 		p.send(AppendAck(nil, msgCreateAck, 1, 0, name))
 		return
 	}
+	full := false
 	h.mu.Lock()
 	t := h.names[name]
 	if t == nil && h.mayCreateLocked(p) {
-		t = h.newTopicLocked(name, 0)
-		p.created++
+		if t = h.newTopicLocked(name, 0); t != nil {
+			p.created++
+		} else {
+			full = true
+		}
 	}
 	h.mu.Unlock()
 	if t == nil {
 		p.send(AppendAck(nil, msgCreateAck, 1, 0, name))
+		if full {
+			h.topicRefused(p, "topic", name)
+		}
 		return
 	}
 	p.send(AppendAck(nil, msgCreateAck, 0, t.tid, name))
 }
 
-// clientCreateSub handles CreateSub: PermitSubtopic only for a new name.
+// clientCreateSub handles CreateSub: PermitSubtopic only for a new name,
+// then MaxTopicsPerPeer and MaxTopics (denied ack past them).
 func (h *Hub) clientCreateSub(p *Peer, name string) {
 	h.mu.Lock()
 	id, known := h.subNames[name]
@@ -592,17 +610,24 @@ func (h *Hub) clientCreateSub(p *Peer, name string) {
 
 func (h *Hub) finishCreateSub(p *Peer, name string, ok bool) {
 	var id uint32
+	full := false
 	if ok {
 		h.mu.Lock()
 		var known bool
 		if id, known = h.subNames[name]; !known && h.mayCreateLocked(p) {
-			id = h.subtopicLocked(name, 0)
-			p.created++
+			if id = h.subtopicLocked(name, 0); id != 0 {
+				p.created++
+			} else {
+				full = true
+			}
 		}
 		h.mu.Unlock()
 	}
 	if id == 0 {
 		p.send(AppendAck(nil, msgCreateSubAck, 1, 0, name))
+		if full {
+			h.topicRefused(p, "subtopic", name)
+		}
 		return
 	}
 	p.send(AppendAck(nil, msgCreateSubAck, 0, id, name))

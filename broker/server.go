@@ -55,24 +55,51 @@ func (h *Hub) ServerEtid() uint32 { return h.server.Etid() }
 // ServerPeer returns the server-side pseudo client.
 func (h *Hub) ServerPeer() *Peer { return h.server }
 
-// Create resolves a topic name to its TID, creating it if unknown (no
+// CreateTopic resolves a topic name to its TID, creating it if unknown (no
 // authorisation). A non-zero tid is used for a new name if free (SMQ spec
-// §1.7); the C++ examples pre-assign small TIDs.
-func (h *Hub) Create(name string, tid uint32) uint32 {
+// §1.7); the C++ examples pre-assign small TIDs. An unknown name when the
+// hub already holds Options.MaxTopics names gives 0, ErrTopicLimit.
+func (h *Hub) CreateTopic(name string, tid uint32) (uint32, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.topicLocked(name, tid).tid
+	t := h.topicLocked(name, tid)
+	h.mu.Unlock()
+	if t == nil {
+		h.topicRefused(h.server, "topic", name)
+		return 0, ErrTopicLimit
+	}
+	return t.tid, nil
 }
 
-// CreateSub resolves a sub-topic name to its ID, creating it if unknown
-// (optionally with a pre-assigned id). The empty name is 0 (no sub-topic).
-func (h *Hub) CreateSub(name string, id uint32) uint32 {
+// Create is CreateTopic without the error: 0 means the hub is full
+// (Options.MaxTopics); 0 is never a valid TID.
+func (h *Hub) Create(name string, tid uint32) uint32 {
+	id, _ := h.CreateTopic(name, tid)
+	return id
+}
+
+// CreateSubtopic resolves a sub-topic name to its ID, creating it if
+// unknown (optionally with a pre-assigned id). The empty name is 0 (no
+// sub-topic). An unknown name when the hub already holds Options.MaxTopics
+// names gives 0, ErrTopicLimit.
+func (h *Hub) CreateSubtopic(name string, id uint32) (uint32, error) {
 	if name == "" {
-		return 0
+		return 0, nil
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.subtopicLocked(name, id)
+	id = h.subtopicLocked(name, id)
+	h.mu.Unlock()
+	if id == 0 {
+		h.topicRefused(h.server, "subtopic", name)
+		return 0, ErrTopicLimit
+	}
+	return id, nil
+}
+
+// CreateSub is CreateSubtopic without the error: 0 for "" and when the hub
+// is full (Options.MaxTopics).
+func (h *Hub) CreateSub(name string, id uint32) uint32 {
+	id, _ = h.CreateSubtopic(name, id)
+	return id
 }
 
 // Publish sends data from the server client (ptid = ServerEtid) to tid (a
@@ -89,15 +116,24 @@ func (h *Hub) Publish(data []byte, tid, subtid uint32) (int, error) {
 
 // PublishTopic is Publish by names: topic and subtopic are created on
 // demand ("" subtopic = none). topic "self" means the server's own ETID.
+// A name that cannot be created (Options.MaxTopics) gives ErrTopicLimit and
+// nothing is sent.
 func (h *Hub) PublishTopic(data []byte, topic, subtopic string) (int, error) {
 	if len(data) > MaxPayload {
 		return 0, ErrPayloadTooBig
 	}
 	tid := h.ServerEtid()
 	if topic != "self" {
-		tid = h.Create(topic, 0)
+		var err error
+		if tid, err = h.CreateTopic(topic, 0); err != nil {
+			return 0, err
+		}
 	}
-	return h.Publish(data, tid, h.CreateSub(subtopic, 0))
+	subtid, err := h.CreateSubtopic(subtopic, 0)
+	if err != nil {
+		return 0, err
+	}
+	return h.Publish(data, tid, subtid)
 }
 
 // PubOn delivers data to client toEtid as if client fromEtid had published
@@ -121,21 +157,36 @@ func (h *Hub) PubOn(data []byte, toEtid, fromEtid, subtid uint32) bool {
 	return ok
 }
 
-// Subscribe subscribes the server client to topic (created on demand; it
-// then counts as a subscriber for observers). topic "self" registers the
+// SubscribeTopic subscribes the server client to topic (created on demand;
+// it then counts as a subscriber for observers). topic "self" registers the
 // callback for messages sent to ServerEtid, with no protocol effect. It
-// returns the TID (or ServerEtid for "self").
-func (h *Hub) Subscribe(topic string, opts *SubscribeOptions) uint32 {
+// returns the TID (or ServerEtid for "self"), or 0, ErrTopicLimit when
+// topic or opts.Subtopic is a new name and the hub holds Options.MaxTopics
+// names (nothing is subscribed then).
+func (h *Hub) SubscribeTopic(topic string, opts *SubscribeOptions) (uint32, error) {
 	tid := h.ServerEtid()
 	if topic != "self" {
-		tid = h.Create(topic, 0)
+		var err error
+		if tid, err = h.CreateTopic(topic, 0); err != nil {
+			return 0, err
+		}
 	}
-	_ = h.SubscribeTid(tid, opts)
+	if err := h.SubscribeTid(tid, opts); err != nil {
+		return 0, err
+	}
+	return tid, nil
+}
+
+// Subscribe is SubscribeTopic without the error: 0 means nothing was
+// subscribed (the hub is full, Options.MaxTopics).
+func (h *Hub) Subscribe(topic string, opts *SubscribeOptions) uint32 {
+	tid, _ := h.SubscribeTopic(topic, opts)
 	return tid
 }
 
 // SubscribeTid is Subscribe by number: tid must be a known topic or
-// ServerEtid, else ErrUnknownTid.
+// ServerEtid, else ErrUnknownTid. A new opts.Subtopic name past
+// Options.MaxTopics gives ErrTopicLimit (nothing is subscribed).
 func (h *Hub) SubscribeTid(tid uint32, opts *SubscribeOptions) error {
 	var o SubscribeOptions
 	if opts != nil {
@@ -143,7 +194,10 @@ func (h *Hub) SubscribeTid(tid uint32, opts *SubscribeOptions) error {
 	}
 	subtid := o.SubtopicID
 	if o.Subtopic != "" {
-		subtid = h.CreateSub(o.Subtopic, 0)
+		var err error
+		if subtid, err = h.CreateSubtopic(o.Subtopic, 0); err != nil {
+			return err
+		}
 	}
 	var later []func()
 	h.mu.Lock()

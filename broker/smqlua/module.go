@@ -49,6 +49,8 @@ func (m *Module) WriteMetrics(w io.Writer) {
 		t.Peers += s.Peers
 		t.Handshaking += s.Handshaking
 		t.Topics += s.Topics
+		t.Subtopics += s.Subtopics
+		t.TopicsRefused += s.TopicsRefused
 		t.Publishes += s.Publishes
 		t.Deliveries += s.Deliveries
 		t.Drops += s.Drops
@@ -61,6 +63,8 @@ func (m *Module) WriteMetrics(w io.Writer) {
 	metric("tarpon_smq_peers", "gauge", "Connected SMQ clients.", t.Peers)
 	metric("tarpon_smq_handshaking", "gauge", "SMQ connections between Init and Connack.", t.Handshaking)
 	metric("tarpon_smq_topics", "gauge", "SMQ topic names.", t.Topics)
+	metric("tarpon_smq_subtopics", "gauge", "SMQ sub-topic names.", t.Subtopics)
+	metric("tarpon_smq_topics_refused_total", "counter", "New SMQ topic and sub-topic names refused by the broker-wide limit (maxhubtopics).", t.TopicsRefused)
 	metric("tarpon_smq_publishes_total", "counter", "SMQ publishes routed.", t.Publishes)
 	metric("tarpon_smq_deliveries_total", "counter", "SMQ messages handed to a recipient.", t.Deliveries)
 	metric("tarpon_smq_drops_total", "counter", "SMQ messages dropped for a recipient.", t.Drops)
@@ -219,6 +223,14 @@ func (m *Module) create(L *lua.LState) int {
 	}
 	if v, ok := optNumber(op, "maxsubscriptions"); ok && v >= 0 {
 		opts.MaxSubscriptionsPerPeer = int(v)
+	}
+	// Broker-wide name limit: absent, 0 or negative means
+	// broker.DefaultMaxTopics, math.huge means none.
+	if v, ok := optNumber(op, "maxhubtopics"); ok && v > 0 {
+		opts.MaxTopics = broker.NoTopicLimit
+		if v < float64(broker.NoTopicLimit) {
+			opts.MaxTopics = int(v)
+		}
 	}
 	if v, ok := optNumber(op, "highwater"); ok && v > 0 {
 		opts.HighWater = int(v)

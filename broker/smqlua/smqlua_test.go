@@ -583,13 +583,15 @@ func TestLogOption(t *testing.T) {
 	}
 }
 
-// TestWriteMetrics: brokers created from Lua are counted, and Hub gives Go
-// code the broker.Hub behind a broker object.
+// TestWriteMetrics: brokers created from Lua are counted (including names
+// refused by maxhubtopics), and Hub gives Go code the broker.Hub behind a
+// broker object.
 func TestWriteMetrics(t *testing.T) {
 	e := newEnv(t)
 	var ok bool
 	e.loop.Do(func(L *lua.LState) {
-		if err := L.DoString(`mb = require"smq.hub".create(); mb:create("a"); mb:create("b")`); err != nil {
+		if err := L.DoString(`mb = require"smq.hub".create{maxhubtopics = 3}; mb:create("a"); mb:create("b"); mb:createsub("s")
+			assert(mb:create("c") == nil and mb:createsub("d") == nil, "maxhubtopics")`); err != nil {
 			t.Error(err)
 			return
 		}
@@ -604,7 +606,8 @@ func TestWriteMetrics(t *testing.T) {
 	}
 	var buf strings.Builder
 	e.mod.WriteMetrics(&buf)
-	for _, want := range []string{"tarpon_smq_brokers 1\n", "tarpon_smq_topics 2\n", "tarpon_smq_peers 0\n", "# TYPE tarpon_smq_publishes_total counter\n"} {
+	for _, want := range []string{"tarpon_smq_brokers 1\n", "tarpon_smq_topics 2\n", "tarpon_smq_subtopics 1\n", "tarpon_smq_peers 0\n",
+		"# TYPE tarpon_smq_publishes_total counter\n", "# TYPE tarpon_smq_topics_refused_total counter\n", "tarpon_smq_topics_refused_total 2\n"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, buf.String())
 		}

@@ -339,3 +339,46 @@ function TestOnPublishAndOnDrop()
   s2:shutdown()
 end
 
+
+-- maxhubtopics caps the names (topics + sub-topics) of the whole broker:
+-- past it clients get denied acks and stay connected, the server-side
+-- methods return nil, err, and known names keep working.
+function TestMaxHubTopics()
+  local s3 = hub.create{maxhubtopics = 3}
+  serve("/smq3", function(request) s3:connect(request) end)
+  local t1 = assert(s3:create("a"))
+  local c = assert(smqc.dial(WSURL .. "/smq3", {uid = "client-mh-1"}))
+  local tb = assert(c:subscribe("b"))
+  local st = assert(s3:createsub("st"))
+  -- Full: every way a new name would enter the table is refused.
+  local tid, err = c:create("c-new")
+  eq(tid, nil, "client create past the limit")
+  assert(err:find("denied"), err)
+  tid, err = c:subscribe("c-new2")
+  eq(tid, nil, "client subscribe to a new name past the limit")
+  tid, err = c:subscribe("b", "st-new")
+  eq(tid, nil, "client createsub past the limit")
+  for what, f in pairs{
+    create = function() return s3:create("s-new") end,
+    createsub = function() return s3:createsub("s-newsub") end,
+    subscribe = function() return s3:subscribe("s-new2") end,
+    subscribesub = function() return s3:subscribe("a", {subtopic = "s-newsub2", onmsg = function() end}) end,
+    publish = function() return s3:publish("x", "s-new3") end,
+    publishsub = function() return s3:publish("x", "a", "s-newsub3") end,
+    observe = function() return s3:observe("s-new4", function() end) end,
+  } do
+    local v, e = f()
+    eq(v, nil, what)
+    eq(e, "broker: topic limit reached", what)
+  end
+  eq(s3:topic2tid("s-new"), nil, "nothing was created")
+  -- Known names still work, and the client is still connected.
+  eq(s3:create("a"), t1)
+  eq(s3:createsub("st"), st)
+  eq(c:create("b"), tb)
+  eq(s3:subscribe("b"), tb)
+  eq(s3:publish("still works", "b", "st"), 2)
+  eq(c:recv(), "still works")
+  c:close()
+  s3:shutdown()
+end

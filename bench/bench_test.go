@@ -386,7 +386,7 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 		"--fanout-duration", "300ms", "--pub-rate", "100",
 		"--rpc-peers", "tarpon-smq", "--rpc-clients", "5", "--rpc-transports", "ws,raw",
 		"--http-peers", "tarpon-lua", "--http-conns", "3",
-		"--tls-peers", "tarpon-echo-tls", "--smq-idle-conns", "20",
+		"--tls-peers", "tarpon-echo-tls", "--smq-idle-conns", "20", "--raw-peers", "gorilla-echo",
 		"--report", dir, "--results", results}, &out, io.Discard)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (one peer failed)\n%s", code, out.String())
@@ -398,7 +398,7 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 	md := string(b)
 	for _, want := range []string{"Machine:", "Date:", "Command:", "| gorilla-echo | ws | 20 | 20 |",
 		"| no-such-peer | ws | 20 |", "FAILED: peer failed to start", "| gorilla-echo | ws | closed | 5 | 64 | 4 |",
-		"| tarpon-echo-tls | wss | closed | 5 | 64 | 1 |", "| tarpon-smq | smq/ws | 20 | 20 |", "idle SMQ 20 clients over ws",
+		"| tarpon-echo-tls | wss | closed | 5 | 64 | 1 |", "| gorilla-echo | raw | closed | 5 | 64 | 4 |", "| tarpon-smq | smq/ws | 20 | 20 |", "idle SMQ 20 clients over ws",
 		"| gorilla-bcast | bcast | 10 | 1 | 100/s |", "| gorilla-bcast | bcast | 10 | 1 | 2 in flight |",
 		"| tarpon-smq | smq | 10 | 1 | 2 in flight |", "### SMQ rpc", "| tarpon-smq | ws | /smq | 5 |", "| tarpon-smq | raw | /smq | 5 |",
 		"### HTTP", "| tarpon-lua | http | / | 3 |", "### Targets", "fan-out 10 subs, 2 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast)",

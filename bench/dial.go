@@ -35,13 +35,13 @@ func (d DialOptions) dial(t loadgen.Target, kind loadgen.Kind, n int) *loadgen.D
 }
 
 // transport names how a URL's connections travel, for the tables: ws,
-// wss, http, https; SMQ scenarios say raw and raw+tls for SMQ's raw
-// transport.
-func transport(t loadgen.Target, smq bool) string {
+// wss, http, https; raw and raw+tls when an http(s):// URL becomes a raw
+// stream (SMQ's raw transport, or the echo's byte stream).
+func transport(t loadgen.Target, raw bool) string {
 	switch {
-	case t.HTTP && smq && t.TLS:
+	case t.HTTP && raw && t.TLS:
 		return "raw+tls"
-	case t.HTTP && smq:
+	case t.HTTP && raw:
 		return "raw"
 	case t.HTTP && t.TLS:
 		return "https"

@@ -46,7 +46,8 @@
 //     (RSS_loaded − RSS_baseline)/N, heap and goroutines per connection and
 //     the connect rate. When a limit (client or server fd limit, client
 //     ports) rather than the server capped the run, the notes say so.
-//   - echo: C connections, closed loop (each waits for its echo) or fixed
+//   - echo: C connections (WebSocket, or on an http(s):// URL a raw byte
+//     stream counted in --size byte messages), closed loop (each waits for its echo) or fixed
 //     --rate (latency from the intended send time: no coordinated omission);
 //     --batch K frames per write; latency percentiles from an HDR histogram,
 //     server and client CPU µs per message, server GC count.
@@ -83,7 +84,9 @@
 //     that fails to start gets FAILED rows. The report ends with the issue
 //     targets computed from the same run (targets.go). Also: echo over wss
 //     for --tls-peers, idle SMQ clients on tarpon-smq at each
-//     --smq-idle-conns size, rpc over each of --rpc-transports (ws, raw). --report DIR writes
+//     --smq-idle-conns size, rpc over each of --rpc-transports (ws, raw),
+//     echo over a raw byte stream for --raw-peers (tarpon-echo: runtime.Morph;
+//     gorilla-echo: a hijacked net.Conn per goroutine). --report DIR writes
 //     report.md, results.json, latency.svg, rss.svg, fanout.svg; --results
 //     FILE writes the results file (machine, load average, date, command,
 //     tables). --large raises the sizes as far as this machine allows. The

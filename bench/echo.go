@@ -8,7 +8,10 @@ import (
 	"github.com/tarponrt/tarpon/bench/loadgen"
 )
 
-// EchoOptions configures the echo scenario.
+// EchoOptions configures the echo scenario: WebSocket on a ws:// or
+// wss:// URL; on http:// or https:// a raw byte stream (a GET answered
+// with 200, then bytes echoed as they come), counted in Size-byte
+// messages.
 type EchoOptions struct {
 	URL      string
 	Conns    int
@@ -87,7 +90,7 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		sum.Err = err.Error()
 		return sum
 	}
-	sum.Transport = transport(t, false)
+	sum.Transport = transport(t, true)
 	if opt.Conns <= 0 || opt.Duration <= 0 {
 		sum.Err = "bench: echo needs --conns > 0 and --duration > 0"
 		return sum
@@ -97,7 +100,11 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		return sum
 	}
 	srv := resolveServer(opt.Server)
-	dr := opt.dial(t, loadgen.KindWebSocket, opt.Conns)
+	kind := loadgen.KindWebSocket
+	if t.HTTP {
+		kind = loadgen.KindStream // http(s)://: a raw byte stream after a 200
+	}
+	dr := opt.dial(t, kind, opt.Conns)
 	defer loadgen.CloseAll(dr.Conns)
 	sum.Opened = len(dr.Conns)
 	if dr.Failed > 0 {

@@ -16,6 +16,7 @@ import (
 const usage = `usage:
   tarpon bench idle --url ws://HOST:PORT/echo [--conns N] [--procs P] [--smq] [--admin ADDR | --pid PID]
   tarpon bench echo --url ws[s]://HOST:PORT/echo [--conns N] [--size B] [--batch K] [--rate R] [--duration D] [--insecure]
+  tarpon bench echo --url http[s]://HOST:PORT/raw ...   (a raw byte stream after a 200, echoed in --size byte messages)
   tarpon bench lua-echo [--conns N] ...           (echo against tarpon-lua's /ws/echo.lsp)
   tarpon bench fanout --url ws://HOST:PORT/bcast [--subs N] [--pubs P] [--pub-rate R | --in-flight K] [--topics T] [--size B] [--proto bcast|smq|nats]
   tarpon bench rpc --url ws://HOST:PORT/smq [--conns N] [--size B]   (default --peer tarpon-smq)
@@ -70,6 +71,7 @@ type config struct {
 	rpcTransports  string
 	smqIdleConns   string
 	tlsPeers       string
+	rawPeers       string
 	httpPeers      string
 	httpConns      int
 	path           string
@@ -129,6 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.rpcClients, "rpc-clients", 1000, "suite: SMQ rpc clients")
 	fs.StringVar(&c.rpcTransports, "rpc-transports", "ws,raw", "suite: SMQ transports the rpc runs over (ws, raw)")
 	fs.StringVar(&c.smqIdleConns, "smq-idle-conns", "10000,19000", "suite: idle SMQ clients held on tarpon-smq (past Connack), comma separated; empty skips")
+	fs.StringVar(&c.rawPeers, "raw-peers", "tarpon-echo,gorilla-echo", "suite: echo over a raw byte stream (the peer's /raw: a GET answered with 200, then bytes) against these peers; empty skips")
 	fs.StringVar(&c.tlsPeers, "tls-peers", "tarpon-echo-tls,gorilla-echo-tls", "suite: echo over wss:// against these peers (self-signed certificates); empty skips")
 	fs.StringVar(&c.httpPeers, "http-peers", "tarpon-lua", "suite: http peers (GET --path); empty skips http")
 	fs.IntVar(&c.httpConns, "http-conns", 50, "suite: http keep-alive connections")

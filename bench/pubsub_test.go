@@ -224,3 +224,30 @@ func TestEchoWSS(t *testing.T) {
 		})
 	}
 }
+
+// TestEchoRaw echoes over a raw byte stream (a GET answered with 200, then
+// bytes) on Tarpon's runtime (Morph) and on the goroutine-per-connection
+// baseline, in plain TCP and TLS.
+func TestEchoRaw(t *testing.T) {
+	for _, name := range []string{"tarpon-echo", "gorilla-echo", "tarpon-echo-tls"} {
+		t.Run(name, func(t *testing.T) {
+			srv := startInProcess(t, name)
+			scheme, want := "http", "raw"
+			if strings.HasSuffix(name, "-tls") {
+				scheme, want = "https", "raw+tls"
+			}
+			for _, batch := range []int{1, 16} {
+				s := RunEcho(EchoOptions{URL: scheme + "://" + srv.Addr() + "/raw", Conns: 4, Size: 64, Batch: batch,
+					Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond, DialOptions: DialOptions{Insecure: true}})
+				if s.Err != "" || s.FirstError != "" || s.Lost != 0 || s.Messages == 0 || s.Transport != want {
+					t.Fatalf("batch %d: %+v", batch, s)
+				}
+			}
+		})
+	}
+	// A page that is not a raw endpoint is refused at dial time.
+	srv := startInProcess(t, "gorilla-echo")
+	if s := RunEcho(EchoOptions{URL: "http://" + srv.Addr() + "/nothing", Conns: 1, Size: 8, Duration: 100 * time.Millisecond}); !strings.Contains(s.Err, "raw stream refused") {
+		t.Fatalf("404 page taken for a raw stream: %+v", s)
+	}
+}

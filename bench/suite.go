@@ -63,12 +63,22 @@ func runSuite(c *config, log io.Writer) *Report {
 		rep.Idle = append(rep.Idle, r)
 		fmt.Fprintf(log, "bench:   %s\n", r.line())
 	}
-	echo := func(name string) {
+	// echo runs the closed-loop echo variants; raw: over the peer's /raw
+	// byte stream instead of WebSocket.
+	echo := func(name string, raw bool) {
+		over := ""
+		if raw {
+			over = " over a raw stream"
+		}
 		for _, batch := range echoVariants {
-			fmt.Fprintf(log, "bench: %s echo %d conns batch %d ...\n", name, c.echoConns, batch)
+			fmt.Fprintf(log, "bench: %s echo%s %d conns batch %d ...\n", name, over, c.echoConns, batch)
 			var r EchoSummary
-			if msg := with(name, fmt.Sprintf("echo batch %d", batch), func(pp *PeerProc) {
-				r = RunEcho(EchoOptions{URL: pp.URL(peerPath(name)), Conns: c.echoConns, Size: c.size,
+			if msg := with(name, fmt.Sprintf("echo%s batch %d", over, batch), func(pp *PeerProc) {
+				url := pp.URL(peerPath(name))
+				if raw {
+					url = pp.HTTPURL("/raw")
+				}
+				r = RunEcho(EchoOptions{URL: url, Conns: c.echoConns, Size: c.size,
 					Batch: batch, Rate: c.rate, Text: c.text, Warmup: c.warmup, Duration: c.duration,
 					Loops: c.loops, DialOptions: c.dialOptions(name),
 					Server: Server{PID: pp.PID, Admin: pp.Admin}})
@@ -85,10 +95,13 @@ func runSuite(c *config, log io.Writer) *Report {
 		for _, n := range sizes {
 			idle(name, n, false)
 		}
-		echo(name)
+		echo(name, false)
 	}
 	for _, name := range splitList(c.tlsPeers) {
-		echo(name) // over wss://: the peer serves TLS
+		echo(name, false) // over wss://: the peer serves TLS
+	}
+	for _, name := range splitList(c.rawPeers) {
+		echo(name, true)
 	}
 	if smqSizes, err := parseInts(c.smqIdleConns); err != nil {
 		rep.Failures = append(rep.Failures, PeerFailure{Stage: "flags", Err: err.Error()})
@@ -190,6 +203,7 @@ func (c *config) command() string {
 		"--idle-conns " + c.idleConns,
 		"--smq-idle-conns " + c.smqIdleConns,
 		"--tls-peers " + c.tlsPeers,
+		"--raw-peers " + c.rawPeers,
 		fmt.Sprintf("--echo-conns %d --echo-batch %d --size %d", c.echoConns, c.echoBatch, c.size),
 		fmt.Sprintf("--duration %v --warmup %v --loops %d", c.duration, c.warmup, c.loops),
 	}

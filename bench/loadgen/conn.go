@@ -19,9 +19,8 @@ type Conn struct {
 	// TLS is set on wss:// and https:// connections: FD carries TLS
 	// records and every byte goes through it (see fdLink).
 	TLS *tls.Conn
-	// Raw marks SMQ's raw transport: messages carry a u16 length prefix
-	// (smq-protocol.md §1.2) instead of WebSocket framing.
-	Raw bool
+	// Framing is how messages are delimited once the handshake is done.
+	Framing Framing
 	// ETID is the SMQ client's ETID once DialMany with KindSMQ has done
 	// the SMQ handshake (0 otherwise).
 	ETID uint32
@@ -172,10 +171,12 @@ func (c *Conn) readBlocking(b []byte, deadline time.Time) (int, error) {
 
 // close sends final bytes (best effort, never waiting) and closes the fd.
 func (c *Conn) close(final []byte) {
-	if c.TLS != nil {
+	switch {
+	case len(final) == 0:
+	case c.TLS != nil:
 		c.link.w, c.link.noWait = nil, true
 		_, _ = c.TLS.Write(final)
-	} else {
+	default:
 		_, _ = unix.Write(c.FD, final)
 	}
 	_ = unix.Close(c.FD)
@@ -184,15 +185,18 @@ func (c *Conn) close(final []byte) {
 // closeFrame is a masked close frame with status 1000 (normal closure).
 var closeFrame = AppendClientFrame(nil, opClose, []byte{0x03, 0xE8}, [4]byte{1, 2, 3, 4})
 
-// CloseAll sends each connection a goodbye (a WebSocket close frame with
-// status 1000, or SMQ's Disconnect on raw connections; best effort, never
-// blocking) and closes it.
+// CloseAll sends each connection its goodbye (a WebSocket close frame
+// with status 1000, SMQ's Disconnect on its raw transport, nothing on a
+// byte stream; best effort, never blocking) and closes it.
 func CloseAll(conns []Conn) {
 	for i := range conns {
-		if conns[i].Raw {
-			conns[i].close(smqDisconnectFrame)
-		} else {
+		switch conns[i].Framing {
+		case FramingWebSocket:
 			conns[i].close(closeFrame)
+		case FramingLen16:
+			conns[i].close(smqDisconnectFrame)
+		default:
+			conns[i].close(nil)
 		}
 	}
 }
@@ -202,7 +206,7 @@ func CloseAll(conns []Conn) {
 // on w.
 func (c *Conn) attach(w *wside, idx int32, epfd int) {
 	w.fd, w.idx, w.epfd = c.FD, idx, epfd
-	w.tls, w.raw = c.TLS, c.Raw
+	w.tls, w.framing = c.TLS, c.Framing
 	if c.link != nil {
 		c.link.w = w
 	}

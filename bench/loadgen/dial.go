@@ -88,6 +88,15 @@ func (t Target) tlsConfig() *tls.Config {
 	return &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.Insecure, MinVersion: tls.VersionTLS12}
 }
 
+// Framing is how a connection's messages are delimited.
+type Framing uint8
+
+const (
+	FramingWebSocket Framing = iota // RFC 6455 frames (client frames masked)
+	FramingLen16                    // SMQ's raw transport: u16 big-endian total length first
+	FramingStream                   // a raw byte stream (no message boundaries)
+)
+
 // Kind is what a dialed connection speaks.
 type Kind uint8
 
@@ -103,6 +112,10 @@ const (
 	// KindSMQRaw: SMQ's raw transport bootstrapped but no SMQ handshake yet
 	// (the broker's Init is the first message the driver sees).
 	KindSMQRaw
+	// KindStream: http:// or https://, a GET the server answers with a
+	// 200 header block and then turns into a raw byte stream (Tarpon's
+	// runtime.Morph; the echo peers' /raw).
+	KindStream
 )
 
 // Limit errors: a run that hits one of them was capped by the machine, not
@@ -140,6 +153,8 @@ func Dial(t Target, kind Kind, src [4]byte, timeout time.Duration) (c Conn, err 
 		return c, errors.New("loadgen: an HTTP scenario needs an http:// or https:// URL")
 	case kind == KindSMQRaw && !t.HTTP:
 		return c, errors.New("loadgen: SMQ's raw transport needs an http:// or https:// URL")
+	case kind == KindStream && !t.HTTP:
+		return c, errors.New("loadgen: a raw stream starts as an http:// or https:// request")
 	}
 	deadline := time.Now().Add(timeout)
 	c.FD, err = DialTCP(t, src, deadline)
@@ -158,9 +173,14 @@ func Dial(t Target, kind Kind, src [4]byte, timeout time.Duration) (c Conn, err 
 	}
 	switch {
 	case kind == KindHTTP:
+		c.Framing = FramingStream
 		return c, nil
+	case kind == KindStream:
+		c.Framing = FramingStream
+		c.Extra, err = streamHandshake(&c, t, deadline)
+		return c, err
 	case t.HTTP: // SMQ raw: the C client's request; the broker answers nothing, Init comes first
-		c.Raw = true
+		c.Framing = FramingLen16
 		req := "GET " + t.Path + " HTTP/1.0\r\nHost: " + t.HostPort + "\r\nSimpleMQ: 1\r\nUser-Agent: SimpleMQ/1\r\n\r\n"
 		if err = c.writeBlocking([]byte(req), deadline); err != nil {
 			return c, fmt.Errorf("loadgen: smq raw request: %w", err)
@@ -179,10 +199,28 @@ func Dial(t Target, kind Kind, src [4]byte, timeout time.Duration) (c Conn, err 
 // wsHandshake sends the WebSocket upgrade request and reads the 101; it
 // returns the bytes that followed the response.
 func wsHandshake(c *Conn, t Target, deadline time.Time) (extra []byte, err error) {
-	req := []byte("GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort +
+	req := "GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	if err := c.writeBlocking(req, deadline); err != nil {
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	return requestHead(c, req, checkResponse, deadline)
+}
+
+// streamHandshake asks for a raw stream: a GET answered by a 200 header
+// block, after which both sides exchange bytes.
+func streamHandshake(c *Conn, t Target, deadline time.Time) (extra []byte, err error) {
+	req := "GET " + t.Path + " HTTP/1.1\r\nHost: " + t.HostPort + "\r\nUser-Agent: tarpon-bench\r\n\r\n"
+	return requestHead(c, req, func(head []byte) error {
+		if line, _, _ := bytes.Cut(head, []byte("\r\n")); !bytes.HasPrefix(line, []byte("HTTP/1.")) || !bytes.Contains(line, []byte(" 200")) {
+			return fmt.Errorf("loadgen: raw stream refused: %q", line)
+		}
+		return nil
+	}, deadline)
+}
+
+// requestHead writes req and reads the response header block, checked by
+// check; it returns the bytes that followed the header.
+func requestHead(c *Conn, req string, check func(head []byte) error, deadline time.Time) (extra []byte, err error) {
+	if err := c.writeBlocking([]byte(req), deadline); err != nil {
 		return nil, fmt.Errorf("loadgen: handshake write: %w", err)
 	}
 	buf := make([]byte, 0, 512)
@@ -197,7 +235,7 @@ func wsHandshake(c *Conn, t Target, deadline time.Time) (extra []byte, err error
 		}
 		buf = append(buf, tmp[:n]...)
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			if err := checkResponse(buf[:i]); err != nil {
+			if err := check(buf[:i]); err != nil {
 				return nil, err
 			}
 			if rest := buf[i+4:]; len(rest) > 0 {

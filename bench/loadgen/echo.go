@@ -70,7 +70,8 @@ const (
 // generator must not grow without bound when the server stalls.
 const maxBacklog = 8 << 20
 
-// RunEcho drives conns (WebSocket clients from Dial, or SMQ clients on
+// RunEcho drives conns (WebSocket clients from Dial, raw byte streams
+// whose echo is counted in messages of Size bytes, or SMQ clients on
 // either transport for request/response Payloads). It does not close
 // them. It returns when the window and drain are over.
 func RunEcho(conns []Conn, cfg EchoConfig) (*EchoResult, error) {
@@ -97,6 +98,11 @@ func RunEcho(conns []Conn, cfg EchoConfig) (*EchoResult, error) {
 	}
 	if cfg.Payloads != nil && len(cfg.Payloads) < len(conns) {
 		return nil, errors.New("loadgen: fewer payloads than connections")
+	}
+	for i := range conns {
+		if conns[i].Framing == FramingStream && cfg.Size < 1 && cfg.Payloads == nil {
+			return nil, errors.New("loadgen: a raw stream echo needs a message size of at least 1 byte")
+		}
 	}
 	op := byte(opBin)
 	if cfg.Text {
@@ -127,6 +133,7 @@ func RunEcho(conns []Conn, cfg EchoConfig) (*EchoResult, error) {
 		if cfg.Payloads != nil {
 			p, fop = cfg.Payloads[i], opBin
 		}
+		c.fixed = len(p) // a byte stream echoes in messages of this size
 		c.frame = make([]byte, 0, cfg.Batch*(len(p)+14))
 		for k := 0; k < cfg.Batch; k++ {
 			c.frame = c.appendFrame(c.frame, fop, p, c.mask)

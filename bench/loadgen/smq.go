@@ -167,7 +167,7 @@ var smqDisconnectFrame = AppendLen16(nil, []byte{smqDisconnect})
 // the client's ETID and any bytes received after the Connack, blocking in
 // poll(2) until deadline.
 func smqHandshake(c *Conn, deadline time.Time) (etid uint32, rest []byte, err error) {
-	w := wside{raw: c.Raw}
+	w := wside{framing: c.Framing}
 	buf := append([]byte(nil), c.Extra...)
 	next := func() ([]byte, error) {
 		var tmp [1024]byte

@@ -20,7 +20,10 @@ type wside struct {
 	out    []byte
 	outArm bool      // EPOLLOUT registered
 	tls    *tls.Conn // nil on plain connections
-	raw    bool      // SMQ raw transport: u16 length prefixes, not WebSocket frames
+	framing Framing
+	// fixed is the message size on a FramingStream connection: the echo
+	// counts its byte stream in messages of this many bytes.
+	fixed int
 }
 
 // arm turns EPOLLOUT on or off for the connection.
@@ -139,18 +142,27 @@ func (w *wside) read(buf []byte) (int, error) {
 }
 
 // appendFrame appends msg framed for this connection: a masked client
-// WebSocket frame, or on SMQ's raw transport the u16 length prefix.
+// WebSocket frame, SMQ's u16 length prefix, or (byte stream) msg as is.
 func (w *wside) appendFrame(dst []byte, op byte, msg []byte, mask [4]byte) []byte {
-	if w.raw {
+	switch w.framing {
+	case FramingLen16:
 		return AppendLen16(dst, msg)
+	case FramingStream:
+		return append(dst, msg...)
 	}
 	return AppendClientFrame(dst, op, msg, mask)
 }
 
 // parse parses one inbound message of this connection's framing from b.
 func (w *wside) parse(b []byte) (frameInfo, bool, error) {
-	if w.raw {
+	switch w.framing {
+	case FramingLen16:
 		return parseLen16(b)
+	case FramingStream:
+		if w.fixed <= 0 || len(b) < w.fixed {
+			return frameInfo{}, false, nil
+		}
+		return frameInfo{op: opBin, fin: true, payload: b[:w.fixed], size: w.fixed}, true, nil
 	}
 	return parseFrame(b)
 }

@@ -25,7 +25,8 @@ type gorillaServer struct {
 	ln  net.Listener
 	hs  *http.Server
 	set *connSet[*websocket.Conn]
-	wg  sync.WaitGroup // one per live connection handler
+	raw *connSet[net.Conn] // /raw byte streams
+	wg  sync.WaitGroup     // one per live connection handler
 }
 
 var gorillaUpgrader = websocket.Upgrader{
@@ -53,6 +54,7 @@ func newGorillaServer(addr string, withTLS bool) (*gorillaServer, error) {
 	return &gorillaServer{
 		ln:  ln,
 		set: newConnSet(func(c *websocket.Conn) { _ = c.Close() }),
+		raw: newConnSet(func(c net.Conn) { _ = c.Close() }),
 	}, nil
 }
 
@@ -62,7 +64,7 @@ func (g *gorillaServer) serve(mux *http.ServeMux) {
 }
 
 func (g *gorillaServer) Addr() string    { return g.ln.Addr().String() }
-func (g *gorillaServer) Conns() int64    { return g.set.n.Load() }
+func (g *gorillaServer) Conns() int64    { return g.set.n.Load() + g.raw.n.Load() }
 func (g *gorillaServer) Messages() int64 { return g.set.msgs.Load() }
 
 // Shutdown closes the listener, then every hijacked connection (which
@@ -70,6 +72,7 @@ func (g *gorillaServer) Messages() int64 { return g.set.msgs.Load() }
 func (g *gorillaServer) Shutdown(ctx context.Context) error {
 	err := g.hs.Shutdown(ctx)
 	g.set.closeAll()
+	g.raw.closeAll()
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
 	select {
@@ -123,8 +126,46 @@ func startGorillaEcho(addr string, withTLS bool) (Server, error) {
 			g.set.msgs.Add(1)
 		}
 	})
+	mux.HandleFunc("/raw", g.rawEcho)
 	g.serve(mux)
 	return g, nil
+}
+
+// rawEcho is the goroutine-per-connection raw echo: hijack, answer 200,
+// then copy every byte back as it comes (what io.Copy would do, with the
+// bytes net/http had already buffered first).
+func (g *gorillaServer) rawEcho(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "no hijacking", http.StatusInternalServerError)
+		return
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	g.wg.Add(1)
+	g.raw.add(nc)
+	defer func() {
+		g.raw.remove(nc)
+		_ = nc.Close()
+		g.wg.Done()
+	}()
+	if _, err := nc.Write(rawResponse); err != nil {
+		return
+	}
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := brw.Read(buf)
+		if n > 0 {
+			if _, werr := nc.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // bcastMsg is one message queued for a gorilla subscriber's writer.

@@ -14,12 +14,12 @@ import (
 // TLS connections plaintext passes through tls first. Owned by the
 // connection's loop goroutine.
 type wside struct {
-	fd     int
-	idx    int32 // index in its loop's conns, carried in epoll events
-	epfd   int   // the loop's epoll set
-	out    []byte
-	outArm bool      // EPOLLOUT registered
-	tls    *tls.Conn // nil on plain connections
+	fd      int
+	idx     int32 // index in its loop's conns, carried in epoll events
+	epfd    int   // the loop's epoll set
+	out     []byte
+	outArm  bool      // EPOLLOUT registered
+	tls     *tls.Conn // nil on plain connections
 	framing Framing
 	// fixed is the message size on a FramingStream connection: the echo
 	// counts its byte stream in messages of this many bytes.

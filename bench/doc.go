@@ -92,6 +92,13 @@
 //     tables). --large raises the sizes as far as this machine allows. The
 //     default suite takes about 5 minutes on 2 cores.
 
+// # Progress
+//
+// While a scenario runs, a progress line on stderr shows its connections,
+// the receive rate and lost connections: redrawn every second on a
+// terminal, a line every 5 s otherwise (live.go; the loops publish their
+// counts to a loadgen.Progress once per wake-up).
+
 // # Goroutines
 //
 // Main runs scenarios one after another on the caller's goroutine. The load
@@ -103,6 +110,7 @@
 //
 //	main.go      flags, Main, dispatch, peerPath
 //	peerproc.go  PeerMain, PeerProc (start, ready line, stop), admin client
+//	live.go      the progress line
 //	dial.go      DialOptions (sources, dialers, timeout, --insecure), transport names
 //	idle.go      idle scenario, WorkerMain, settle polling
 //	echo.go      echo scenario

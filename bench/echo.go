@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -21,7 +22,8 @@ type EchoOptions struct {
 	Text     bool
 	Warmup   time.Duration
 	Duration time.Duration
-	Loops    int // generator goroutines (default 1)
+	Loops    int       // generator goroutines (default 1)
+	Live     io.Writer // progress line while it runs (nil: none)
 	DialOptions
 	Server Server
 }
@@ -116,10 +118,13 @@ func RunEcho(opt EchoOptions) EchoSummary {
 	}
 
 	var w window
-	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{
+	var live loadgen.Progress
+	stop := startLive(opt.Live, "echo", len(dr.Conns), &live)
+	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Progress: &live,
 		Size: opt.Size, Batch: opt.Batch, Rate: opt.Rate, Text: opt.Text,
 		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
 	})
+	stop()
 	if err != nil {
 		sum.Err = err.Error()
 		return sum

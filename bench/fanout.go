@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ type FanoutOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int
+	Live     io.Writer // progress line while it runs (nil: none)
 	DialOptions
 	Server Server
 }
@@ -148,11 +150,14 @@ func RunFanout(opt FanoutOptions) FanoutSummary {
 		return sum
 	}
 	var w window
-	res, err := loadgen.RunFanout(sd.Conns, pd.Conns, loadgen.FanoutConfig{
+	var live loadgen.Progress
+	stop := startLive(opt.Live, "fanout", len(sd.Conns)+len(pd.Conns), &live)
+	res, err := loadgen.RunFanout(sd.Conns, pd.Conns, loadgen.FanoutConfig{Progress: &live,
 		Proto: proto, Size: opt.Size, Rate: opt.Rate, InFlight: opt.InFlight, Topics: opt.Topics,
 		Warmup: opt.Warmup, Duration: opt.Duration,
 		Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
 	})
+	stop()
 	if err != nil {
 		sum.Err = err.Error()
 		return sum

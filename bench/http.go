@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/tarponrt/tarpon/bench/loadgen"
@@ -16,6 +17,7 @@ type HTTPOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int
+	Live     io.Writer // progress line while it runs (nil: none)
 	DialOptions
 	Server Server
 }
@@ -53,9 +55,12 @@ func RunHTTP(opt HTTPOptions) EchoSummary {
 		return sum
 	}
 	var w window
-	res, err := loadgen.RunHTTP(dr.Conns, loadgen.HTTPConfig{Path: t.Path, Host: t.HostPort,
+	var live loadgen.Progress
+	stop := startLive(opt.Live, "http", len(dr.Conns), &live)
+	res, err := loadgen.RunHTTP(dr.Conns, loadgen.HTTPConfig{Path: t.Path, Host: t.HostPort, Progress: &live,
 		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops,
 		OnWindow: func(start bool) { w.sample(srv, start) }})
+	stop()
 	if err != nil {
 		sum.Err = err.Error()
 		return sum

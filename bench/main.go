@@ -50,6 +50,7 @@ type config struct {
 	timeout  time.Duration
 	settle   time.Duration
 	jsonOut  bool
+	live     io.Writer // progress lines (stderr)
 	insecure bool
 	smq      bool
 	raw      bool
@@ -204,6 +205,7 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	c.live = stderr
 	if c.peers {
 		rep := runSuite(c, stderr)
 		return finish(c, rep, stdout, stderr)
@@ -245,7 +247,7 @@ func mainTo(args []string, stdout, stderr io.Writer) int {
 		rep.Idle = append(rep.Idle, r)
 	case "echo":
 		r := RunEcho(EchoOptions{URL: url, Conns: c.conns, Size: c.size, Batch: c.batch, Rate: c.rate,
-			Text: c.text, Warmup: c.warmup, Duration: c.duration, Loops: c.loops,
+			Text: c.text, Warmup: c.warmup, Duration: c.duration, Loops: c.loops, Live: c.live,
 			DialOptions: c.dialOptions(c.peer), Server: srv})
 		r.Peer = name
 		rep.Echo = append(rep.Echo, r)
@@ -322,20 +324,20 @@ func (c *config) fanoutOptions(url, pubURL string, srv Server) FanoutOptions {
 	}
 	return FanoutOptions{URL: url, PubURL: pubURL, Proto: proto, Subs: c.subs, Pubs: c.pubs, Rate: c.pubRate,
 		InFlight: c.inFlight, Topics: c.topics,
-		Size: c.size, Warmup: c.warmup, Duration: c.duration, Loops: c.loops,
+		Size: c.size, Warmup: c.warmup, Duration: c.duration, Loops: c.loops, Live: c.live,
 		DialOptions: c.dialOptions(c.peer), Server: srv}
 }
 
 // rpcOptions builds an rpc run from the flags.
 func (c *config) rpcOptions(url string, clients int, srv Server) RPCOptions {
 	return RPCOptions{URL: url, Clients: clients, Size: c.size, Warmup: c.warmup, Duration: c.duration,
-		Loops: c.loops, DialOptions: c.dialOptions(c.peer), Server: srv}
+		Loops: c.loops, Live: c.live, DialOptions: c.dialOptions(c.peer), Server: srv}
 }
 
 // httpOptions builds an http run from the flags.
 func (c *config) httpOptions(url string, conns int, srv Server) HTTPOptions {
 	return HTTPOptions{URL: url, Conns: conns, Warmup: c.warmup, Duration: c.duration,
-		Loops: c.loops, DialOptions: c.dialOptions(c.peer), Server: srv}
+		Loops: c.loops, Live: c.live, DialOptions: c.dialOptions(c.peer), Server: srv}
 }
 
 // dialOptions is how every scenario dials, from the flags. A peer the

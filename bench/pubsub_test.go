@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,4 +252,41 @@ func TestEchoRaw(t *testing.T) {
 	if s := RunEcho(EchoOptions{URL: "http://" + srv.Addr() + "/nothing", Conns: 1, Size: 8, Duration: 100 * time.Millisecond}); !strings.Contains(s.Err, "raw stream refused") {
 		t.Fatalf("404 page taken for a raw stream: %+v", s)
 	}
+}
+
+// TestLiveProgress: while a run goes on, progress lines show connections,
+// rate and losses (every liveLogInterval when not on a terminal).
+func TestLiveProgress(t *testing.T) {
+	defer func(d time.Duration) { liveLogInterval = d }(liveLogInterval)
+	liveLogInterval = 20 * time.Millisecond
+	srv := startInProcess(t, "tarpon-echo")
+	var out lockedBuffer
+	s := RunEcho(EchoOptions{URL: "ws://" + srv.Addr() + "/echo", Conns: 3, Size: 16,
+		Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond, Live: &out})
+	if s.Err != "" || s.Messages == 0 {
+		t.Fatalf("echo: %+v", s)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 3 || !strings.Contains(lines[len(lines)-1], "echo: 3 conns,") ||
+		!strings.Contains(lines[len(lines)-1], "msgs/s") || !strings.Contains(lines[len(lines)-1], "0 conns lost") {
+		t.Fatalf("progress lines:\n%s", out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the progress goroutine and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

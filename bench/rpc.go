@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/tarponrt/tarpon/bench/loadgen"
@@ -19,6 +20,7 @@ type RPCOptions struct {
 	Warmup   time.Duration
 	Duration time.Duration
 	Loops    int
+	Live     io.Writer // progress line while it runs (nil: none)
 	DialOptions
 	Server Server
 }
@@ -70,9 +72,12 @@ func RunRPC(opt RPCOptions) EchoSummary {
 		payloads[i] = loadgen.AppendSMQPublish(nil, smqServerETID, c.ETID, body)
 	}
 	var w window
-	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Payloads: payloads,
+	var live loadgen.Progress
+	stop := startLive(opt.Live, "rpc", len(dr.Conns), &live)
+	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Payloads: payloads, Progress: &live,
 		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops,
 		OnWindow: func(start bool) { w.sample(srv, start) }})
+	stop()
 	if err != nil {
 		sum.Err = err.Error()
 		return sum

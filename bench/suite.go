@@ -80,7 +80,7 @@ func runSuite(c *config, log io.Writer) *Report {
 				}
 				r = RunEcho(EchoOptions{URL: url, Conns: c.echoConns, Size: c.size,
 					Batch: batch, Rate: c.rate, Text: c.text, Warmup: c.warmup, Duration: c.duration,
-					Loops: c.loops, DialOptions: c.dialOptions(name),
+					Loops: c.loops, Live: c.live, DialOptions: c.dialOptions(name),
 					Server: Server{PID: pp.PID, Admin: pp.Admin}})
 			}); msg != "" {
 				r = EchoSummary{Conns: c.echoConns, Size: c.size, Batch: batch, Mode: "closed", Err: msg,

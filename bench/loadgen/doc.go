@@ -59,4 +59,5 @@
 //	smq.go       SMQ fan-out adapter, the SMQ handshake (KindSMQ), SMQ encoders
 //	nats.go      NATS-over-WebSocket fan-out adapter
 //	http.go      RunHTTP, ParseHTTPResponse
+//	progress.go  Progress: live counts for a progress line
 package loadgen

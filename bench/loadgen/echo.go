@@ -26,6 +26,8 @@ type EchoConfig struct {
 	// OnWindow, if set, is called on RunEcho's goroutine right after the
 	// measured window opens (start=true) and right after it closes.
 	OnWindow func(start bool)
+	// Progress, when set, receives live counts while the run goes on.
+	Progress *Progress
 	// Payloads, when set, gives each connection its own message
 	// (Payloads[i] for conns[i], sent as a binary message) instead of Size
 	// filler bytes: request/response protocols such as SMQ rpc, where each
@@ -245,6 +247,7 @@ type echoLoop struct {
 	sent, received, unexpected, backlogged int64
 	lost                                   int
 	firstErr                               string
+	live                                   progressOut
 }
 
 // tfdTag marks the timerfd in epoll events (connection events carry the
@@ -257,7 +260,7 @@ func newEchoLoop(phase *atomic.Int32, base time.Time, cfg EchoConfig) (*echoLoop
 		return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
 	}
 	l := &echoLoop{phase: phase, base: base, cfg: cfg, epfd: epfd, tfd: -1,
-		buf: make([]byte, 256<<10), hist: NewHist()}
+		buf: make([]byte, 256<<10), hist: NewHist(), live: progressOut{p: cfg.Progress}}
 	if cfg.Rate > 0 {
 		tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 		if err != nil {
@@ -325,6 +328,7 @@ func (l *echoLoop) run() {
 		if ph == phaseDrain && l.inflight() == 0 {
 			return
 		}
+		l.live.publish()
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -465,6 +469,7 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 				l.unexpected++
 				continue
 			}
+			l.live.received++
 			if measuring {
 				l.received++
 				lat := now - stamp
@@ -507,5 +512,6 @@ func (l *echoLoop) fail(c *echoConn, err error) {
 	}
 	c.dead = true
 	l.lost++
+	l.live.lost++
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }

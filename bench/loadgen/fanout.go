@@ -92,6 +92,7 @@ type FanoutConfig struct {
 	Setup, Warmup, Duration, Drain time.Duration
 	Loops                          int
 	OnWindow                       func(start bool)
+	Progress                       *Progress // live counts, when set
 }
 
 // FanoutResult is what a fan-out run measured inside its window.
@@ -178,7 +179,8 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 	}
 	for i := range loops {
 		l := &fanLoop{phase: &phase, base: base, cfg: cfg, epfd: -1, tfd: -1, efd: -1,
-			buf: make([]byte, 256<<10), hist: NewHist(), lastHist: NewHist(), expected: expected}
+			buf: make([]byte, 256<<10), hist: NewHist(), lastHist: NewHist(), expected: expected,
+			live: progressOut{p: cfg.Progress}}
 		loops[i] = l
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -349,6 +351,7 @@ type fanLoop struct {
 	published, expectedN, delivered, completed, stalled, backlogged int64
 	lost                                                            int
 	firstErr                                                        string
+	live                                                            progressOut
 }
 
 func (l *fanLoop) setup(totalPubs int) error {
@@ -438,6 +441,7 @@ func (l *fanLoop) run() {
 				l.publishSlot(s)
 			}
 		}
+		l.live.publish()
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -572,6 +576,7 @@ func (l *fanLoop) onDelivery(body []byte) {
 		return
 	}
 	stamp := int64(binary.BigEndian.Uint64(body[bodyStamp:]))
+	l.live.received++
 	if l.phase.Load() == phaseMeasure {
 		l.delivered++
 		_ = l.hist.RecordValue(max(l.now-stamp, histMin))
@@ -700,5 +705,6 @@ func (l *fanLoop) fail(c *fanConn, err error) {
 	}
 	c.dead = true
 	l.lost++
+	l.live.lost++
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }

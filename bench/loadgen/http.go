@@ -23,6 +23,7 @@ type HTTPConfig struct {
 	Warmup, Duration, Drain time.Duration
 	Loops                   int
 	OnWindow                func(start bool)
+	Progress                *Progress // live counts, when set
 }
 
 // RunHTTP drives conns with GET requests, one outstanding per connection,
@@ -66,7 +67,8 @@ func RunHTTP(conns []Conn, cfg HTTPConfig) (*EchoResult, error) {
 			closeAll()
 			return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
 		}
-		loops[i] = &httpLoop{phase: &phase, base: base, epfd: epfd, req: req, buf: make([]byte, 64<<10), hist: NewHist()}
+		loops[i] = &httpLoop{phase: &phase, base: base, epfd: epfd, req: req, buf: make([]byte, 64<<10), hist: NewHist(),
+			live: progressOut{p: cfg.Progress}}
 	}
 	for i := range conns {
 		l := loops[i%len(loops)]
@@ -139,6 +141,7 @@ type httpLoop struct {
 	sent, received, bad int64
 	lost                int
 	firstErr            string
+	live                progressOut
 }
 
 func (l *httpLoop) now() int64 { return int64(time.Since(l.base)) }
@@ -156,6 +159,7 @@ func (l *httpLoop) run() {
 		if ph == phaseDrain && l.outstanding() == 0 {
 			return
 		}
+		l.live.publish()
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -243,6 +247,7 @@ func (l *httpLoop) responses(c *httpConn, now int64) {
 			return
 		}
 		c.busy = false
+		l.live.received++
 		if l.phase.Load() == phaseMeasure {
 			l.received++
 			if status < 200 || status > 299 {
@@ -263,6 +268,7 @@ func (l *httpLoop) fail(c *httpConn, err error) {
 	}
 	c.dead = true
 	l.lost++
+	l.live.lost++
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 

@@ -91,14 +91,14 @@
 //     FILE writes the results file (machine, load average, date, command,
 //     tables). --large raises the sizes as far as this machine allows. The
 //     default suite takes about 5 minutes on 2 cores.
-
+//
 // # Progress
 //
 // While a scenario runs, a progress line on stderr shows its connections,
 // the receive rate and lost connections: redrawn every second on a
 // terminal, a line every 5 s otherwise (live.go; the loops publish their
 // counts to a loadgen.Progress once per wake-up).
-
+//
 // # Goroutines
 //
 // Main runs scenarios one after another on the caller's goroutine. The load

@@ -52,16 +52,23 @@ func (wouldBlock) Timeout() bool   { return true }
 func (wouldBlock) Temporary() bool { return true }
 
 func (l *fdLink) Read(b []byte) (int, error) {
+	return readFD(l.fd, b, l.w == nil && !l.noWait, l.deadline)
+}
+
+// readFD reads from the non-blocking fd, retrying EINTR. When the socket
+// is empty it waits in poll(2) until deadline if wait is set, else it
+// returns errWouldBlock; io.EOF at the end of the stream.
+func readFD(fd int, b []byte, wait bool, deadline time.Time) (int, error) {
 	for {
-		n, err := unix.Read(l.fd, b)
+		n, err := unix.Read(fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			if l.w != nil || l.noWait {
+			if !wait {
 				return 0, errWouldBlock
 			}
-			if err := waitFD(l.fd, unix.POLLIN, l.deadline); err != nil {
+			if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
 				return 0, err
 			}
 			continue
@@ -150,23 +157,7 @@ func (c *Conn) readBlocking(b []byte, deadline time.Time) (int, error) {
 		c.link.deadline = deadline
 		return c.TLS.Read(b)
 	}
-	for {
-		n, err := unix.Read(c.FD, b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			if err := waitFD(c.FD, unix.POLLIN, deadline); err != nil {
-				return 0, err
-			}
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
+	return readFD(c.FD, b, true, deadline)
 }
 
 // close sends final bytes (best effort, never waiting) and closes the fd.

@@ -423,22 +423,14 @@ func (l *echoLoop) flush(c *echoConn) {
 	}
 }
 
-// readConn reads what c has (until a short read: TLS may hold more than
-// one buffer) and consumes it.
+// readConn reads and consumes what c has.
 func (l *echoLoop) readConn(c *echoConn, now int64) {
-	for !c.dead {
-		n, err := c.read(l.buf)
-		if err == errAgain {
-			return
-		}
-		if err != nil {
-			l.fail(c, err)
-			return
-		}
-		l.consume(c, l.buf[:n], now)
-		if n < len(l.buf) {
-			return
-		}
+	err := c.readAll(l.buf, func(b []byte) bool {
+		l.consume(c, b, now)
+		return !c.dead
+	})
+	if err != nil {
+		l.fail(c, err)
 	}
 }
 

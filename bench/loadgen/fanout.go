@@ -631,22 +631,14 @@ func (l *fanLoop) flush(c *fanConn) {
 	}
 }
 
-// readConn reads what c has (until a short read: TLS may hold more than
-// one buffer) and consumes it.
+// readConn reads and consumes what c has.
 func (l *fanLoop) readConn(c *fanConn) {
-	for !c.dead {
-		n, err := c.read(l.buf)
-		if err == errAgain {
-			return
-		}
-		if err != nil {
-			l.fail(c, err)
-			return
-		}
-		l.consume(c, l.buf[:n])
-		if n < len(l.buf) {
-			return
-		}
+	err := c.readAll(l.buf, func(b []byte) bool {
+		l.consume(c, b)
+		return !c.dead
+	})
+	if err != nil {
+		l.fail(c, err)
 	}
 }
 

@@ -210,23 +210,15 @@ func (l *httpLoop) flush(c *httpConn) {
 	}
 }
 
-// read reads what c has (until a short read: TLS may hold more than one
-// buffer) and handles every complete response.
+// read reads what c has and handles every complete response.
 func (l *httpLoop) read(c *httpConn, now int64) {
-	for !c.dead {
-		n, err := c.read(l.buf)
-		if err == errAgain {
-			return
-		}
-		if err != nil {
-			l.fail(c, err)
-			return
-		}
-		c.in = append(c.in, l.buf[:n]...)
+	err := c.readAll(l.buf, func(b []byte) bool {
+		c.in = append(c.in, b...)
 		l.responses(c, now)
-		if n < len(l.buf) {
-			return
-		}
+		return !c.dead
+	})
+	if err != nil {
+		l.fail(c, err)
 	}
 }
 

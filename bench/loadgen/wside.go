@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -93,38 +94,46 @@ var errAgain = errors.New("loadgen: no data")
 
 var errServerClosed = errors.New("server closed the connection")
 
-// read reads the plaintext available now into buf: errAgain when there is
-// none, errServerClosed at end of stream. A TLS connection is read until
-// the socket has nothing more or buf is full, since decrypted records
-// buffered in crypto/tls would not wake epoll again; a caller that got a
-// full buf reads again.
-func (w *wside) read(buf []byte) (int, error) {
-	if w.tls == nil {
-		for {
-			n, err := unix.Read(w.fd, buf)
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err == unix.EAGAIN:
-				return 0, errAgain
-			case err != nil:
-				return 0, fmt.Errorf("read: %w", err)
-			case n == 0:
-				return 0, errServerClosed
-			}
-			return n, nil
+// readAll reads what the connection has and hands it to consume, buffer
+// by buffer, until the socket is empty or consume returns false (the
+// connection failed). A TLS connection is read until the socket has
+// nothing more, since decrypted records buffered in crypto/tls would not
+// wake epoll again. The error is the connection's failure.
+func (w *wside) readAll(buf []byte, consume func([]byte) bool) error {
+	for {
+		n, err := w.read(buf)
+		if err == errAgain {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !consume(buf[:n]) || n < len(buf) {
+			return nil
 		}
 	}
+}
+
+// read reads the plaintext available now into buf (on TLS, record after
+// record until the socket is empty or buf is full): errAgain when there
+// is none, errServerClosed at the end of the stream.
+func (w *wside) read(buf []byte) (int, error) {
 	total := 0
 	for total < len(buf) {
-		n, err := w.tls.Read(buf[total:])
-		total += n
-		if err == nil {
-			continue
+		var n int
+		var err error
+		if w.tls != nil {
+			n, err = w.tls.Read(buf[total:])
+		} else {
+			n, err = readFD(w.fd, buf[total:], false, time.Time{})
 		}
-		var wb wouldBlock
+		total += n
 		switch {
-		case errors.As(err, &wb):
+		case err == nil && w.tls == nil:
+			return total, nil // one read(2) per wake-up: epoll is level-triggered
+		case err == nil:
+			continue
+		case err == errWouldBlock: // crypto/tls passes its transport's error through
 			if total == 0 {
 				return 0, errAgain
 			}

@@ -147,7 +147,8 @@ func newFakeHub(t *testing.T, opts *Options) *Hub {
 // openFake opens a peer and consumes its Init.
 func openFake(t *testing.T, h *Hub, raw bool) *fclient {
 	t.Helper()
-	p := &Peer{h: h, raw: raw, ci: &ConnectInfo{}}
+	p := &Peer{h: h, raw: raw}
+	p.ci.Store(&ConnectInfo{})
 	fc := &fakeConn{h: h, p: p, raw: raw}
 	p.c = fc
 	h.open(p)

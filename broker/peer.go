@@ -21,7 +21,10 @@ const (
 )
 
 // ConnectInfo describes the HTTP request and handshake that created a peer:
-// BAS's info table (SMQ spec §2.2) for Authenticate and OnConnect.
+// BAS's info table (SMQ spec §2.2) for Authenticate and OnConnect. It lives
+// only through the handshake: once OnConnect has returned the peer lets it
+// go, since the request headers would otherwise cost every idle connection
+// about a kilobyte.
 type ConnectInfo struct {
 	Arg        any         // the arg passed to Hub.Connect (nil from ServeHTTP)
 	Seed       uint32      // the Init seed (for challenge/response credentials)
@@ -42,8 +45,8 @@ type Peer struct {
 	etid   atomic.Uint32
 	state  atomic.Int32
 	seed   uint32
-	ci     *ConnectInfo
-	timer  *time.Timer // readtmo; written in open under h.mu, before any message
+	ci     atomic.Pointer[ConnectInfo] // until OnConnect has returned
+	timer  *time.Timer                 // readtmo until Connect; guarded by h.mu
 
 	// Set in the handshake (loop goroutine) before the peer is registered;
 	// read-only afterwards.
@@ -87,8 +90,10 @@ func (p *Peer) MaxSize() uint16 { return p.maxSize }
 // Seed returns the Init seed sent to the peer.
 func (p *Peer) Seed() uint32 { return p.seed }
 
-// ConnectInfo returns the request details (nil for the server client).
-func (p *Peer) ConnectInfo() *ConnectInfo { return p.ci }
+// ConnectInfo returns the request details while the peer is in its
+// handshake: in Authenticate and OnConnect (a hook that answers later must
+// take it when it is called). Nil afterwards, and for the server client.
+func (p *Peer) ConnectInfo() *ConnectInfo { return p.ci.Load() }
 
 // IsServer reports whether p is the hub's server-side pseudo client.
 func (p *Peer) IsServer() bool { return p.server }
@@ -227,7 +232,11 @@ func (h *Hub) handleConnect(p *Peer, msg []byte) {
 	if !p.state.CompareAndSwap(stAwaitConnect, stHandshake) {
 		return // the read timeout won
 	}
-	p.timer.Stop() // written by open on this same loop goroutine
+	h.mu.Lock()
+	timer := p.timer
+	p.timer = nil // a stopped timer still costs an idle peer its allocation
+	h.mu.Unlock()
+	timer.Stop()
 	if len(msg) == 0 || MsgType(msg[0]) != msgConnect {
 		h.refuse(p, ConnackBadVersion, "", ErrProtocol)
 		return
@@ -316,6 +325,7 @@ func (h *Hub) admit(p *Peer) {
 	if h.hooks.OnConnect != nil {
 		h.hooks.OnConnect(p)
 	}
+	p.ci.Store(nil)
 }
 
 // keepAliver is the optional TCP keepalive knob of a connection

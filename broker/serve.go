@@ -59,9 +59,10 @@ func (h *Hub) Connect(w http.ResponseWriter, req *http.Request, arg any) error {
 	if req.URL != nil {
 		q = req.URL.Query()
 	}
-	p := &Peer{h: h, raw: !ws, ci: &ConnectInfo{
+	p := &Peer{h: h, raw: !ws}
+	p.ci.Store(&ConnectInfo{
 		Arg: arg, URL: req.RequestURI, Header: req.Header.Clone(), Query: q, RemoteAddr: req.RemoteAddr,
-	}}
+	})
 	opts := &runtime.ConnOptions{UserData: p, HighWater: h.opts.HighWater}
 	var err error
 	if ws {

@@ -440,6 +440,41 @@ func TestServeServerRequestResponse(t *testing.T) {
 	}
 }
 
+// TestServeConnectInfoLifetime: the request details reach Authenticate
+// and OnConnect and are let go once the handshake is over (an idle peer
+// does not keep the request's headers).
+func TestServeConnectInfoLifetime(t *testing.T) {
+	type seen struct {
+		auth, conn string
+		peer       *Peer
+	}
+	got := make(chan seen, 1)
+	var auth string
+	h, srv := newTestServer(t, &Options{Hooks: Hooks{
+		Authenticate: func(p *Peer, _ []byte) (ConnackCode, string) {
+			auth = p.ConnectInfo().Header.Get("SimpleMQ")
+			return ConnackAccepted, ""
+		},
+		OnConnect: func(p *Peer) {
+			got <- seen{auth: auth, conn: p.ConnectInfo().RemoteAddr, peer: p}
+		},
+	}})
+	c := dialRaw(t, srv, false)
+	msg, _ := AppendConnect(nil, 1, 0, []byte("abcdef"), nil, nil)
+	c.send(msg)
+	if a := c.expect(msgConnack); a.Code != ConnackAccepted {
+		t.Fatalf("Connack %+v", a)
+	}
+	s := <-got
+	if s.auth != "1" || s.conn == "" {
+		t.Fatalf("hooks saw SimpleMQ %q, remote %q", s.auth, s.conn)
+	}
+	waitFor(t, 5*time.Second, "ConnectInfo released after the handshake", func() bool { return s.peer.ConnectInfo() == nil })
+	if h.Stats().Peers != 1 {
+		t.Fatalf("stats %+v", h.Stats())
+	}
+}
+
 func TestServeHooksRefusing(t *testing.T) {
 	_, srv := newTestServer(t, &Options{Hooks: Hooks{
 		Authenticate: func(p *Peer, cred []byte) (ConnackCode, string) {

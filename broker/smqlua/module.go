@@ -360,8 +360,12 @@ func (b *lbroker) decide(what string, fn *lua.LFunction, args []lua.LValue, done
 
 func (b *lbroker) hookAuthenticate(p *broker.Peer, credentials []byte, done func(broker.ConnackCode, string)) {
 	cred := string(credentials)
+	ci := p.ConnectInfo() // the peer keeps it only through its handshake
 	if !b.post(func(L *lua.LState) {
-		args := []lua.LValue{lua.LString(cred), b.infoTable(L, p)}
+		args := []lua.LValue{lua.LString(cred), b.infoTable(L, p, ci)}
+		if b.onconnect == nil {
+			b.data(p).info = nil // no second hook will want it
+		}
 		b.decide("authenticate", b.authenticate, args, func(rets []lua.LValue, err error) {
 			if err != nil {
 				done(broker.ConnackUnavailable, "")
@@ -432,8 +436,10 @@ func (b *lbroker) hookOnDrop(p *broker.Peer, msg broker.Message) {
 }
 
 func (b *lbroker) hookOnConnect(p *broker.Peer) {
+	ci := p.ConnectInfo() // the peer keeps it only through its handshake
 	b.post(func(L *lua.LState) {
-		b.spawn("onconnect", b.onconnect, lua.LNumber(p.Etid()), b.infoTable(L, p), b.peerTable(L, p))
+		b.spawn("onconnect", b.onconnect, lua.LNumber(p.Etid()), b.infoTable(L, p, ci), b.peerTable(L, p))
+		b.data(p).info = nil // both hooks have it; an idle peer need not keep it
 	})
 }
 
@@ -534,8 +540,9 @@ func setIDKey(t *lua.LTable, id uint32, v lua.LValue) {
 
 // infoTable returns the info table of authenticate and onconnect (§2.2):
 // arg, seed, url, uid, info, data, header, and uname/session when the
-// request had them. The same table is passed to both hooks. VM goroutine.
-func (b *lbroker) infoTable(L *lua.LState, p *broker.Peer) *lua.LTable {
+// request had them. The same table is passed to both hooks. ci is the
+// peer's ConnectInfo taken when the hook was called. VM goroutine.
+func (b *lbroker) infoTable(L *lua.LState, p *broker.Peer, ci *broker.ConnectInfo) *lua.LTable {
 	d := b.data(p)
 	if d.info != nil {
 		return d.info
@@ -544,7 +551,7 @@ func (b *lbroker) infoTable(L *lua.LState, p *broker.Peer) *lua.LTable {
 	t.RawSetString("seed", lua.LNumber(p.Seed()))
 	t.RawSetString("uid", lua.LString(p.UID()))
 	t.RawSetString("info", lua.LString(p.Info()))
-	if ci := p.ConnectInfo(); ci != nil {
+	if ci != nil {
 		t.RawSetString("url", lua.LString(ci.URL))
 		if a, ok := ci.Arg.(*connArg); ok {
 			t.RawSetString("arg", a.arg)

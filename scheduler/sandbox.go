@@ -242,6 +242,13 @@ func checkFormat(f string) string {
 		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
 			i++
 		}
+		// gopher-lua hands the format to Go's fmt, where "[n]" picks an
+		// argument. Lua has no such thing, and a bracket there would make
+		// fmt split the directives elsewhere than this scan does (found by
+		// FuzzCheckFormat: "%[%%7000A" is a 7000-wide field to fmt).
+		if i < len(f) && f[i] == '[' {
+			return "invalid format ('[' not supported)"
+		}
 		digits := 0
 		for i < len(f) && f[i] >= '0' && f[i] <= '9' {
 			i++
@@ -263,6 +270,9 @@ func checkFormat(f string) string {
 		}
 		if i < len(f) && f[i] == '*' {
 			return "invalid format ('*' not supported)"
+		}
+		if i < len(f) && f[i] == '[' {
+			return "invalid format ('[' not supported)"
 		}
 	}
 	return ""

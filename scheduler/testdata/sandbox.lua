@@ -43,6 +43,13 @@ function TestFormatWidthCapped()
   local ok, err = pcall(string.format, "%999999999d", 1)
   eq(ok, false)
   assert(err:find("too long"), err)
+  -- Go's argument indexes would shift fmt's directives against the check
+  -- ("%[%%7000A" is a 7000-wide field to fmt).
+  for _, f in ipairs{"%[%%7000A", "%[1]d", "%5.2[1]f"} do
+    local ok3, err3 = pcall(string.format, f, 1)
+    eq(ok3, false)
+    assert(err3:find("not supported"), err3)
+  end
 end
 
 function TestConcatCapped()

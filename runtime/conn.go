@@ -50,26 +50,28 @@ func (e *CloseError) Error() string {
 // Conn is one connection in the reactor. It holds no goroutine: reads are
 // driven by its event loop, writes are queued from any goroutine and flushed
 // by the loop.
+//
+// Memory per idle connection is a headline figure: the struct is laid out to
+// fit the 144-byte size class (the fields of 4 bytes and less pack into 48
+// bytes), and what few connections need lives behind x, snd, cls and wsr.
 type Conn struct {
 	r         *Reactor
 	h         Handler
-	remote    net.Addr
 	x         *connExtra // rarely needed state; nil for a plain idle connection
 	highWater int32
 	maxQueue  int32
-	maxMsg    int32
-	loopIdx   atomic.Int32
 	framing   Framing
 	client    bool // WebSocket client role: our frames are masked
 	admitted  bool // counted by the admission gate (released on close)
 
-	// Loop-only state.
-	isOpen    bool
-	inputDone bool  // after a close frame or a protocol error, input is dropped
-	leftIn    int32 // bytes left in gnet's inbound buffer by the last traffic (already counted)
-	gc        gnet.Conn
-	wsr       *wsReader // allocated with the first WebSocket input
-	lastRead  int64     // coarse clock of the last read
+	// Loop-only state. Input stops being delivered once closingFlag is set
+	// (a close frame, a protocol error, Close from anywhere, the socket gone).
+	isOpen   bool
+	leftIn   int32  // bytes left in gnet's inbound buffer by the last traffic (already counted)
+	slot     int32  // index in its loop's conns while open
+	lastRead uint32 // coarse clock of the last read (msClock)
+	gc       gnet.Conn
+	wsr      *wsReader // allocated with the first WebSocket input (or with a MaxMessage of its own)
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
@@ -89,8 +91,9 @@ type Conn struct {
 // closeState is what a closing connection needs, allocated on Close so that
 // open connections do not carry it. Guarded by Conn.mu.
 type closeState struct {
-	err error // reported to OnClose (the close the peer sent or we chose)
-	at  int64 // when the close is forced even if the queue is not flushed
+	err    error    // reported to OnClose (the close the peer sent or we chose)
+	at     int64    // when the close is forced even if the queue is not flushed
+	remote net.Addr // RemoteAddr once gnet has let go of the connection
 }
 
 // connExtra holds what few connections need, so an idle plain connection
@@ -126,15 +129,16 @@ func (c *Conn) extra() *connExtra {
 
 func (r *Reactor) newConn(h Handler, opts *ConnOptions, framing Framing, client bool) *Conn {
 	c := &Conn{r: r, h: h, framing: framing, client: client,
-		highWater: int32(r.cfg.HighWater), maxQueue: int32(r.cfg.MaxQueue), maxMsg: int32(r.cfg.MaxMessage)}
-	c.loopIdx.Store(-1)
+		highWater: int32(r.cfg.HighWater), maxQueue: int32(r.cfg.MaxQueue)}
 	if opts != nil {
 		if opts.HighWater > 0 {
 			c.highWater = int32(opts.HighWater)
 			c.maxQueue = max(c.maxQueue, c.highWater)
 		}
-		if opts.MaxMessage > 0 {
-			c.maxMsg = int32(opts.MaxMessage)
+		if opts.MaxMessage > 0 && framing == FramingWebSocket {
+			// The only reader of the limit is the parser: it comes now
+			// instead of the Conn carrying the limit for its lifetime.
+			c.wsr = &wsReader{server: !client, maxMessage: opts.MaxMessage}
 		}
 		c.userData = opts.UserData
 	}
@@ -152,8 +156,31 @@ func (c *Conn) Protocol() string {
 	return c.x.protocol
 }
 
-// RemoteAddr returns the peer's address. Any goroutine.
-func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+// RemoteAddr returns the peer's address, also after the connection closed.
+// Any goroutine.
+//
+// The Conn keeps no copy while gnet holds the address (memory per idle
+// connection counts); closed() saves it before gnet releases it.
+func (c *Conn) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dead && c.gc != nil {
+		return c.gc.RemoteAddr()
+	}
+	if c.cls != nil {
+		return c.cls.remote
+	}
+	return nil
+}
+
+// remoteAddr is RemoteAddr for the loop, which needs no lock: gnet's
+// connection is valid until closed() has returned. Loop only.
+func (c *Conn) remoteAddr() net.Addr {
+	if c.gc == nil {
+		return nil
+	}
+	return c.gc.RemoteAddr()
+}
 
 // LocalAddr returns the local address, or nil once the connection is
 // closed (gnet holds it; a Conn does not keep a copy, to stay small). Any
@@ -169,8 +196,16 @@ func (c *Conn) LocalAddr() net.Addr {
 }
 
 // Loop returns the index of the connection's event loop, for
-// Reactor.ExecuteOn. Any goroutine.
-func (c *Conn) Loop() int { return int(c.loopIdx.Load()) }
+// Reactor.ExecuteOn, or -1 before the connection entered one. Any goroutine.
+func (c *Conn) Loop() int {
+	c.mu.Lock()
+	lp := c.lp
+	c.mu.Unlock()
+	if lp == nil {
+		return -1
+	}
+	return lp.idx
+}
 
 // UserData returns the value set with SetUserData or ConnOptions.UserData. Any goroutine.
 func (c *Conn) UserData() any {
@@ -292,7 +327,12 @@ func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) error {
 	// Small messages only: a large one goes through the queue, where it
 	// crosses the high-water mark and a cosocket writer yields for the
 	// drain instead of holding the scheduler through a bulk transfer.
-	if b != nil && n <= int(c.highWater)/2 && c.x == nil && c.gc != nil && !c.dirty && q.pendingBytes == 0 && q.outbound == 0 {
+	// Inside one of the connection's own callbacks (inTraffic: a Lua
+	// reader resumed by the event loop that read the message) queue
+	// instead: the loop flushes when the callback ends, so the answers to
+	// a whole read go out in one write. Nor while a flush is handing
+	// earlier bytes to gnet (inflight): they must reach the socket first.
+	if b != nil && n <= int(c.highWater)/2 && c.x == nil && c.gc != nil && !c.dirty && !c.inTraffic && q.pendingBytes == 0 && q.outbound == 0 && q.inflight == 0 {
 		return c.writeNow(op, msg, b)
 	}
 	before := q.openOwn()
@@ -471,10 +511,9 @@ func (c *Conn) opened(gc gnet.Conn, lp *loop) {
 	c.mu.Lock()
 	c.gc, c.lp, c.inTraffic = gc, lp, true
 	c.mu.Unlock()
-	c.loopIdx.Store(int32(lp.idx))
 	c.isOpen = true
-	c.lastRead = c.r.now.Load()
-	lp.conns[c] = struct{}{}
+	c.lastRead = msClock(c.r.now.Load())
+	lp.add(c)
 	c.r.stats.accepted.Add(1)
 	c.r.stats.open.Add(1)
 	c.r.stats.openByFrame[c.framing].Add(1)
@@ -509,7 +548,7 @@ func (c *Conn) traffic() gnet.Action {
 	if in == 0 {
 		return gnet.None
 	}
-	c.lastRead = c.r.now.Load()
+	c.lastRead = msClock(c.r.now.Load())
 	// Bytes left unconsumed last time are offered again: count only new ones.
 	c.r.stats.bytesIn.Add(uint64(in - int(c.leftIn)))
 	c.leftIn = int32(in)
@@ -577,7 +616,7 @@ func (c *Conn) endCallback() {
 // consume parses buf and delivers what is complete; it returns the bytes
 // used. After a protocol error or a close it swallows everything. Loop only.
 func (c *Conn) consume(buf []byte) int {
-	if c.inputDone || c.closingFlag.Load() {
+	if c.closingFlag.Load() {
 		return len(buf)
 	}
 	var n int
@@ -591,14 +630,14 @@ func (c *Conn) consume(buf []byte) int {
 		n, cerr = splitLen16(buf, c)
 	default:
 		if c.wsr == nil {
-			c.wsr = &wsReader{server: !c.client, maxMessage: int(c.maxMsg)}
+			c.wsr = &wsReader{server: !c.client, maxMessage: c.r.cfg.MaxMessage}
 		}
 		n, cerr = c.wsr.parse(buf, c)
 	}
 	if cerr != nil && cerr != errStop {
-		c.inputDone = true
+		c.closingFlag.Store(true) // no more input, even if a close is already under way
 		c.r.stats.protoErrors.Add(1)
-		c.r.log.Debug("runtime: closing connection on bad input", "remote", c.remote, "code", cerr.Code, "reason", cerr.Reason)
+		c.r.log.Debug("runtime: closing connection on bad input", "remote", c.remoteAddr(), "code", cerr.Code, "reason", cerr.Reason)
 		_ = c.Close(cerr.Code, cerr.Reason)
 		return len(buf)
 	}
@@ -623,7 +662,7 @@ func (c *Conn) onFrame(ev wsEvent) bool {
 	case ws.OpPong:
 		// lastRead was refreshed by the read itself.
 	case ws.OpClose:
-		c.inputDone = true
+		c.closingFlag.Store(true) // no more input (closeWith sets it too, unless already closing)
 		peer := &CloseError{Code: CloseNoStatus}
 		code := CloseNormal
 		if len(ev.payload) >= 2 {
@@ -753,12 +792,12 @@ func (c *Conn) closed(err error) {
 		return
 	}
 	c.isOpen = false
-	c.inputDone = true
+	remote := c.gc.RemoteAddr() // valid until this callback returns
 	if c.admitted {
-		c.r.release(ipKey(c.remote.String()))
+		c.r.release(ipKey(remote.String()))
 	}
 	c.lp.unwatch(c)
-	delete(c.lp.conns, c)
+	c.lp.remove(c)
 	c.r.stats.open.Add(-1)
 	c.r.stats.openByFrame[c.framing].Add(-1)
 	c.r.stats.closed.Add(1)
@@ -766,10 +805,11 @@ func (c *Conn) closed(err error) {
 	c.dead = true
 	c.closingFlag.Store(true)
 	c.snd = nil
-	var report error
-	if c.cls != nil {
-		report = c.cls.err
+	if c.cls == nil {
+		c.cls = &closeState{}
 	}
+	c.cls.remote = remote
+	report := c.cls.err
 	c.mu.Unlock()
 	c.wsr = nil
 	if x := c.x; x != nil {

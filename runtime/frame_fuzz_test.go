@@ -34,7 +34,7 @@ func (r *wsRecorder) onFrame(ev wsEvent) bool {
 }
 
 // feedWS runs a fresh parser over stream delivered in the given chunks, the
-// gnet way. It stops at a close frame or an error, as Conn does (inputDone).
+// gnet way. It stops at a close frame or an error, as Conn does (closingFlag).
 // It returns the events, the error and the bytes consumed.
 func feedWS(server bool, stream []byte, chunks []int) ([]string, *CloseError, int) {
 	p := wsReader{server: server, maxMessage: fuzzMaxMessage}

@@ -116,6 +116,7 @@ type Reactor struct {
 
 	stats counters
 	gate  gate
+	ips   ipTable // shared IPs of connection addresses (addr.go)
 }
 
 // New starts a reactor with cfg's event loops.
@@ -129,6 +130,7 @@ func New(cfg Config) (*Reactor, error) {
 		tickDone: make(chan struct{}),
 	}
 	r.gate.perIP = make(map[string]*ipState)
+	growFDTable(cfg.MaxConns + 1024) // see fdtable.go: no thread burst when connections pour in
 	r.now.Store(time.Now().UnixNano())
 	cli, err := gnet.NewClient(&engine{r: r},
 		gnet.WithNumEventLoop(cfg.Loops),
@@ -156,7 +158,7 @@ func (r *Reactor) loopFor(el gnet.EventLoop) *loop {
 	defer r.loopsMu.Unlock()
 	lp := r.loops[el]
 	if lp == nil {
-		lp = &loop{r: r, el: el, idx: len(r.byIndex), conns: make(map[*Conn]struct{})}
+		lp = &loop{r: r, el: el, idx: len(r.byIndex)}
 		lp.flushTask = gnet.RunnableFunc(func(context.Context) error { lp.flush(); return nil })
 		r.loops[el] = lp
 		r.byIndex = append(r.byIndex, lp)
@@ -250,8 +252,8 @@ func (r *Reactor) Shutdown(ctx context.Context) error {
 	}
 	for _, lp := range r.loopList() {
 		_ = lp.execute(func() {
-			for c := range lp.conns {
-				_ = c.Close(CloseGoingAway, "going away")
+			for i := len(lp.conns) - 1; i >= 0; i-- {
+				_ = lp.conns[i].Close(CloseGoingAway, "going away")
 			}
 		})
 	}
@@ -283,6 +285,17 @@ type engine struct {
 
 func (e *engine) OnOpen(gc gnet.Conn) (out []byte, action gnet.Action) {
 	c, ok := gc.Context().(*Conn)
+	if p, held := gc.Context().(*pendingOpen); held {
+		// The upgrade's 101 (heldResponse) goes out before anything else.
+		c, ok = p.c, true
+		gc.SetContext(c)
+		if _, err := gc.Write(p.resp); err != nil {
+			// gnet has closed the socket (OnClose found the Conn not yet
+			// open); the enrolling goroutine reports the error.
+			p.err = err
+			return nil, gnet.None
+		}
+	}
 	if !ok {
 		return nil, gnet.Close
 	}
@@ -318,9 +331,8 @@ func (e *engine) recoverHandler(c *Conn, where string, action *gnet.Action) {
 		return
 	}
 	e.r.stats.handlerPanics.Add(1)
-	e.r.log.Error("runtime: handler panicked; closing its connection", "callback", where, "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
-	c.inputDone = true
-	c.closingFlag.Store(true)
+	e.r.log.Error("runtime: handler panicked; closing its connection", "callback", where, "remote", c.remoteAddr(), "panic", v, "stack", string(debug.Stack()))
+	c.closingFlag.Store(true) // no more input
 	c.mu.Lock()
 	c.inTraffic = false // the callback did not reach endCallback
 	c.mu.Unlock()

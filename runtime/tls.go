@@ -131,14 +131,18 @@ func (r *Reactor) enrollTLS(tc *tls.Conn, br *bufio.Reader, c *Conn) error {
 		b, _ := br.Peek(br.Buffered())
 		x.carry = append([]byte(nil), b...)
 	}
-	c.remote = tc.RemoteAddr()
 	x.tls, x.sw = tc, sw
 	sw.switched = true
+	remote := sw.TCPConn.RemoteAddr()
+	r.shareAddrs(sw.TCPConn)
 	if _, err := r.client.EnrollContext(sw.TCPConn, c); err != nil {
 		_ = sw.TCPConn.Close()
 		if c.admitted {
-			r.release(ipKey(c.remote.String()))
+			r.release(ipKey(remote.String()))
 		}
+		c.mu.Lock()
+		c.cls = &closeState{err: err, remote: remote} // RemoteAddr still answers
+		c.mu.Unlock()
 		return fmt.Errorf("runtime: enroll: %w", err)
 	}
 	return nil
@@ -167,7 +171,7 @@ func (c *Conn) readTLS(cipher []byte) bool {
 			return true
 		}
 		if !errors.Is(err, io.EOF) {
-			c.r.log.Debug("runtime: TLS read failed", "remote", c.remote, "err", err)
+			c.r.log.Debug("runtime: TLS read failed", "remote", c.remoteAddr(), "err", err)
 		}
 		return false
 	}

@@ -62,11 +62,16 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 	if opts != nil {
 		u.Header, u.Protocol = opts.Header, opts.Protocol
 	}
-	nc, rw, hs, err := u.Upgrade(req, w)
+	hr := &heldResponse{ResponseWriter: w}
+	nc, rw, hs, err := u.Upgrade(req, hr)
 	if err != nil {
 		r.handoffs.Add(-1)
 		r.release(ipKey(req.RemoteAddr))
 		if nc != nil {
+			if len(hr.out) > 0 { // gobwas's rejection (400, 426, ...) goes out now
+				_ = nc.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+				_, _ = nc.Write(hr.out)
+			}
 			_ = nc.Close()
 		}
 		return nil, fmt.Errorf("runtime: websocket handshake: %w", err)
@@ -79,7 +84,54 @@ func (r *Reactor) Upgrade(w http.ResponseWriter, req *http.Request, h Handler, o
 	if tc, ok := nc.(*tls.Conn); ok {
 		return c, r.enrollTLS(tc, rw.Reader, c)
 	}
-	return c, r.enroll(nc, rw.Reader, c)
+	return c, r.enrollWith(nc, rw.Reader, c, hr.out)
+}
+
+// heldResponse is the ResponseWriter Upgrade hands gobwas: gobwas hijacks
+// through it and writes its 101 into out instead of the socket, and the
+// event loop sends it once the connection is enrolled (engine.OnOpen). The
+// client learns of the upgrade only when the server can serve it, and the
+// socket write (on loopback it also runs the peer's receive path, long
+// enough for the Go scheduler to hand the processor to another OS thread)
+// happens on the loop's thread rather than on each of many concurrent HTTP
+// goroutines: a burst of upgrades then leaves fewer OS threads behind, which
+// are never freed (see also fdtable.go). TLS connections write their 101 at
+// once, through crypto/tls.
+type heldResponse struct {
+	http.ResponseWriter
+	out []byte
+	buf [192]byte // room for a plain 101 without growing out
+}
+
+// Hijack hijacks the connection and points gobwas's writer at out.
+func (h *heldResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		if _, isTLS := nc.(*tls.Conn); !isTLS {
+			rw.Writer.Reset(heldWriter{h})
+		}
+	}
+	return nc, rw, err
+}
+
+// heldWriter collects what gobwas writes after the hijack (heldResponse
+// keeps the ResponseWriter's own Write for errors before the hijack).
+type heldWriter struct{ h *heldResponse }
+
+func (w heldWriter) Write(p []byte) (int, error) {
+	if w.h.out == nil {
+		w.h.out = w.h.buf[:0]
+	}
+	w.h.out = append(w.h.out, p...)
+	return len(p), nil
+}
+
+// pendingOpen is the gnet context of a connection whose 101 waits for its
+// loop; engine.OnOpen writes resp and puts the Conn in its place.
+type pendingOpen struct {
+	c    *Conn
+	resp []byte
+	err  error // the write failed (set on the loop, read after EnrollContext returned)
 }
 
 // Morph hijacks an HTTP request's connection as a raw stream (FramingRaw or
@@ -224,17 +276,36 @@ func (r *Reactor) DialWebSocket(ctx context.Context, url string, h Handler, opts
 // enroll hands nc to an event loop together with the bytes br had buffered.
 // gnet duplicates the descriptor and closes nc.
 func (r *Reactor) enroll(nc net.Conn, br *bufio.Reader, c *Conn) error {
+	return r.enrollWith(nc, br, c, nil)
+}
+
+// enrollWith is enroll whose loop first writes resp, when not empty.
+func (r *Reactor) enrollWith(nc net.Conn, br *bufio.Reader, c *Conn, resp []byte) error {
 	defer r.handoffs.Add(-1)
 	if br != nil && br.Buffered() > 0 {
 		b, _ := br.Peek(br.Buffered())
 		c.extra().carry = append([]byte(nil), b...)
 	}
-	c.remote = nc.RemoteAddr()
-	if _, err := r.client.EnrollContext(nc, c); err != nil {
+	remote := nc.RemoteAddr()
+	r.shareAddrs(nc)
+	var ctx any = c
+	var pending *pendingOpen
+	if len(resp) > 0 {
+		pending = &pendingOpen{c: c, resp: resp}
+		ctx = pending
+	}
+	_, err := r.client.EnrollContext(nc, ctx)
+	if err == nil && pending != nil && pending.err != nil {
+		err = fmt.Errorf("write handshake response: %w", pending.err)
+	}
+	if err != nil {
 		_ = nc.Close()
 		if c.admitted {
-			r.release(ipKey(c.remote.String()))
+			r.release(ipKey(remote.String()))
 		}
+		c.mu.Lock()
+		c.cls = &closeState{err: err, remote: remote} // RemoteAddr still answers
+		c.mu.Unlock()
 		return fmt.Errorf("runtime: enroll: %w", err)
 	}
 	return nil

@@ -200,7 +200,7 @@ func (lib *Lib) acceptLoop(ls *Socket) {
 		}
 		backoff = 5 * time.Millisecond
 		s := &Socket{lib: lib, state: "exec", queueLen: lib.cfg.QueueLen, maxSize: 8192}
-		s.deliver, s.drained = s.deliverVM, s.drainedVM
+		s.deliver, s.drained, s.handOver = s.deliverVM, s.drainedVM, s.deliverDirect
 		conn, err := lib.r.Adopt(nc, s, lib.connOptions(s))
 		if err != nil {
 			lib.log.Warn("cosocket: cannot enroll accepted connection", "err", err)

@@ -77,8 +77,14 @@ func (e *exchange) Hijacked()                                  { e.once.Do(func(
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
+	return newEnvLoops(t, cfg, 0)
+}
+
+// newEnvLoops is newEnv with a reactor of loops event loops (0: default).
+func newEnvLoops(t testing.TB, cfg Config, loops int) *env {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r, err := runtime.New(runtime.Config{Logger: logger})
+	r, err := runtime.New(runtime.Config{Logger: logger, Loops: loops})
 	if err != nil {
 		t.Fatal(err)
 	}

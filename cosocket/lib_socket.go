@@ -67,6 +67,47 @@ type Lib struct {
 	// batch defers the event-loop wake-ups of writes made on the VM
 	// goroutine to the end of the scheduler's turn. VM goroutine only.
 	batch runtime.Batch
+
+	// runners holds each event loop's scheduler.Runner, by loop index,
+	// created by the loop itself on its first message: a message then
+	// resumes its reader on the loop that read it when the VM is idle.
+	runners [maxRunners]atomic.Pointer[scheduler.Runner]
+}
+
+// maxRunners bounds the event loops that run Lua themselves; the others post.
+const maxRunners = 64
+
+// runner returns the scheduler.Runner of c's event loop, nil if it has
+// none. Event loop only: loop i creates and stores its own.
+func (lib *Lib) runner(c *runtime.Conn) *scheduler.Runner {
+	i := c.Loop()
+	if i < 0 || i >= maxRunners {
+		return nil
+	}
+	r := lib.runners[i].Load()
+	if r == nil {
+		r = lib.loop.NewRunner()
+		lib.runners[i].Store(r)
+	}
+	return r
+}
+
+// deliverFrom hands fn (a delivery for a socket of c) to the VM from c's
+// event loop: run at once on that loop when the VM is idle, else queued.
+// Event loop only.
+func (lib *Lib) deliverFrom(c *runtime.Conn, fn func(*lua.LState)) {
+	if r := lib.runner(c); r != nil {
+		r.Run(fn)
+		return
+	}
+	lib.loop.Post(fn)
+}
+
+// deliverNow runs fn at once on c's event loop if the VM is free, and
+// reports whether it did. Event loop only.
+func (lib *Lib) deliverNow(c *runtime.Conn, fn func(*lua.LState)) bool {
+	r := lib.runner(c)
+	return r != nil && r.TryRun(fn)
 }
 
 // Open installs ba.socket and the socket type into loop's VM. Call it on the
@@ -260,7 +301,22 @@ func (lib *Lib) sockWrite(L *lua.LState) int {
 			return pushResults(L, lua.LNil, lua.LNumber(q))
 		}
 	}
-	congested, err := s.conn.SendBatched(&lib.batch, data, text)
+	var congested bool
+	var err error
+	if s.more && cosocketWriter && s.owner == t {
+		// The reader is answering a burst it read in one go (the others
+		// are queued behind the message it just read): queue without the
+		// immediate write SendBatched may do, so the connection's loop
+		// writes the whole burst at once instead of one write per answer.
+		if text {
+			err = s.conn.SendText(data)
+		} else {
+			err = s.conn.Send(data)
+		}
+		congested = err == nil && s.conn.Congested()
+	} else {
+		congested, err = s.conn.SendBatched(&lib.batch, data, text)
+	}
 	switch err {
 	case nil:
 	case runtime.ErrQueueFull:
@@ -563,10 +619,30 @@ func (lib *Lib) req2sock(L *lua.LState) int {
 	if !ok {
 		L.ArgError(1, "request expected")
 	}
+	if lib.loop.OnRunner() {
+		// The hand-off below waits for an event loop to register the
+		// connection, possibly the very loop this turn runs on: finish on
+		// the VM goroutine instead.
+		t := currentTask(L, "req2sock")
+		w, opt := park(t), L.Get(2)
+		lib.loop.Post(func(L *lua.LState) {
+			if w.live() {
+				lib.loop.Resume(t, lib.takeOver(L, ex, opt)...)
+			}
+		})
+		return t.Park(L)
+	}
+	return pushResults(L, lib.takeOver(L, ex, L.Get(2))...)
+}
+
+// takeOver upgrades or morphs ex's connection into a socket (req2sock's
+// work, opt its second argument) and returns req2sock's results. VM
+// goroutine, never a Runner.
+func (lib *Lib) takeOver(L *lua.LState, ex Exchange, opt lua.LValue) []lua.LValue {
 	w, r := ex.HTTP()
 	raw := false
 	var protocol string
-	switch v := L.Get(2).(type) {
+	switch v := opt.(type) {
 	case lua.LBool:
 		raw = bool(v)
 	case lua.LString:
@@ -587,10 +663,9 @@ func (lib *Lib) req2sock(L *lua.LState) int {
 	ex.Hijacked()
 	if err != nil {
 		s.markDead()
-		return pushResults(L, lua.LNil, lua.LString(err.Error()))
+		return []lua.LValue{lua.LNil, lua.LString(err.Error())}
 	}
 	s.conn = conn
 	s.state = "exec"
-	L.Push(s.ud)
-	return 1
+	return []lua.LValue{s.ud}
 }

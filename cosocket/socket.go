@@ -33,8 +33,9 @@ type rxMsg struct {
 }
 
 // Socket is the Go side of a Lua socket object. Fields marked "VM" belong to
-// the scheduler goroutine; the rx queue is shared with the connection's event
-// loop under mu. The event loop never touches Lua: it queues and posts.
+// the VM's owner (the scheduler goroutine, or an event loop in a Runner
+// turn); the rx queue is shared with the connection's event loop under mu.
+// Outside a Runner turn the event loop never touches Lua: it queues.
 type Socket struct {
 	lib  *Lib
 	ud   *lua.LUserData // VM
@@ -56,6 +57,9 @@ type Socket struct {
 	readAfter int  // reads on a dead socket; the second raises (BAS)
 	closeCode uint16
 	res       [2]lua.LValue // read's results, reused (see messageResult)
+	// more: when read last returned a message, others were queued behind
+	// it, so the reader is answering a burst (see sockWrite).
+	more bool
 
 	// Shared with the event loop.
 	mu      sync.Mutex
@@ -67,12 +71,19 @@ type Socket struct {
 	posted  bool // deliver is queued on the scheduler
 	deliver func(*lua.LState)
 	drained func(*lua.LState)
+
+	// The message OnMessage offers deliverDirect, which runs at once on the
+	// same event loop (Runner.TryRun) or not at all. Event loop only.
+	direct     []byte
+	directText bool
+	handOver   func(*lua.LState)
 }
 
 func (lib *Lib) newSocket(L *lua.LState) *Socket {
 	s := &Socket{lib: lib, state: "notcon", queueLen: lib.cfg.QueueLen, maxSize: 8192}
 	s.deliver = s.deliverVM
 	s.drained = s.drainedVM
+	s.handOver = s.deliverDirect
 	s.ud = L.NewUserData()
 	s.ud.Value = s
 	L.SetMetatable(s.ud, L.GetTypeMetatable(socketType))
@@ -98,13 +109,26 @@ func (s *Socket) OnMessage(c *runtime.Conn, msg []byte, text bool) {
 		_ = c.Close(runtime.ClosePolicyViolation, "reader too slow")
 		return
 	}
+	if s.rxHead == len(s.rx) && !s.posted {
+		// Nothing waits ahead of msg: when the VM is free, hand it to the
+		// reader from this loop without queueing it (the VM side only
+		// pops, so the queue stays empty meanwhile).
+		s.mu.Unlock()
+		s.direct, s.directText = msg, text
+		ok := s.lib.deliverNow(c, s.handOver)
+		s.direct = nil
+		if ok {
+			return
+		}
+		s.mu.Lock()
+	}
 	s.rx = append(s.rx, rxMsg{data: string(msg), text: text})
 	s.rxBytes += len(msg)
 	post := !s.posted
 	s.posted = true
 	s.mu.Unlock()
 	if post {
-		s.lib.loop.Post(s.deliver)
+		s.lib.deliverFrom(c, s.deliver)
 	}
 }
 
@@ -153,8 +177,26 @@ func (s *Socket) deliverVM(*lua.LState) {
 	}
 }
 
-// popLocked takes the oldest queued message. Called with mu held.
+// deliverDirect gives the message OnMessage holds in s.direct to a parked
+// reader, or queues it for the next read. It runs on the event loop that
+// received it, as a Runner turn, with nothing queued ahead. VM.
+func (s *Socket) deliverDirect(*lua.LState) {
+	m := rxMsg{data: string(s.direct), text: s.directText}
+	if s.reader.live() && !s.paused {
+		s.more = false
+		s.wake(s.messageResult(m)...)
+		return
+	}
+	s.mu.Lock()
+	s.rx = append(s.rx, m)
+	s.rxBytes += len(m.data)
+	s.mu.Unlock()
+}
+
+// popLocked takes the oldest queued message and records in s.more whether
+// others wait behind it. Called on the VM with mu held.
 func (s *Socket) popLocked() (rxMsg, bool) {
+	s.more = false
 	if s.rxHead == len(s.rx) {
 		return rxMsg{}, false
 	}
@@ -164,6 +206,8 @@ func (s *Socket) popLocked() (rxMsg, bool) {
 	s.rxBytes -= len(m.data)
 	if s.rxHead == len(s.rx) {
 		s.rx, s.rxHead = s.rx[:0], 0
+	} else {
+		s.more = true
 	}
 	return m, true
 }

@@ -14,23 +14,32 @@ import (
 // fresh channel. One shared context (instead of one per task) costs nothing
 // per task and needs no cancel bookkeeping.
 type budget struct {
+	loop  *Loop // the Loop whose VM this is (loopOf's fast path)
 	limit time.Duration
-	base  time.Time
-	ch    atomic.Pointer[chan struct{}]
+	tick  time.Duration // the watchdog's period
+	// ticks is the slices' clock: watchdog ticks since init, from 1. A
+	// counter instead of the time keeps two clock reads off every slice
+	// (a cosocket message is two slices); the watchdog looks once a tick
+	// anyway, so a kill comes between limit and limit+tick as before.
+	ticks      atomic.Int64
+	limitTicks int64 // a slice that spans more ticks than this overran
+	ch         atomic.Pointer[chan struct{}]
 
 	mu    sync.Mutex // guards start, fired and closing ch
-	start int64      // start of the innermost running slice; 0 when idle
+	start int64      // tick count at the start of the innermost running slice; 0 when idle
 	fired bool       // ch was closed for the running slice
 }
 
 func (b *budget) init(limit time.Duration) {
 	b.limit = limit
-	b.base = time.Now()
+	b.tick = max(limit/4, 5*time.Millisecond)
+	b.limitTicks = int64((limit + b.tick - 1) / b.tick)
+	b.ticks.Store(1)
 	ch := make(chan struct{})
 	b.ch.Store(&ch)
 }
 
-func (b *budget) now() int64 { return int64(time.Since(b.base)) + 1 }
+func (b *budget) now() int64 { return b.ticks.Load() }
 
 // Deadline, Done, Err and Value implement context.Context.
 func (b *budget) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -95,11 +104,7 @@ func (b *budget) end(prev int64) (killed bool) {
 
 // watch is the watchdog goroutine; it exits when done closes.
 func (b *budget) watch(done <-chan struct{}) {
-	tick := b.limit / 4
-	if tick < 5*time.Millisecond {
-		tick = 5 * time.Millisecond
-	}
-	t := time.NewTicker(tick)
+	t := time.NewTicker(b.tick)
 	defer t.Stop()
 	for {
 		select {
@@ -107,8 +112,9 @@ func (b *budget) watch(done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+		now := b.ticks.Add(1)
 		b.mu.Lock()
-		if b.start != 0 && !b.fired && time.Duration(b.now()-b.start) > b.limit {
+		if b.start != 0 && !b.fired && now-b.start > b.limitTicks {
 			b.fired = true
 			close(*b.ch.Load())
 		}

@@ -4,14 +4,26 @@
 //
 // # Goroutines
 //
-// Loop.Start launches the VM goroutine, the only goroutine that touches the
-// *lua.LState, its coroutines, tasks and timers, and a watchdog goroutine
-// that enforces Config.Budget. Every other goroutine (event loops, HTTP
-// handlers, the broker) reaches the VM through Loop.Post (FIFO, never
-// blocks) or Loop.Do (posts and waits). Post, Do, Stop, Stats, Done may be
-// called from any goroutine; everything else (L, Spawn, SpawnWith, Resume,
-// Kill, AfterFunc, Load, Timer and Task methods, Current) only from the VM
-// goroutine: inside a Post/Do callback, a timer callback or a Lua binding.
+// Loop.Start launches the VM goroutine, which runs the *lua.LState, its
+// coroutines, tasks and timers, and a watchdog goroutine that enforces
+// Config.Budget. Every other goroutine (event loops, HTTP handlers, the
+// broker) reaches the VM through Loop.Post (FIFO, never blocks) or Loop.Do
+// (posts and waits). Post, Do, Stop, Stats, Done may be called from any
+// goroutine; everything else (L, Spawn, SpawnWith, Resume, Kill, AfterFunc,
+// Load, Timer and Task methods, Current) only by the VM's owner: inside a
+// Post/Do callback, a timer callback, a Runner callback or a Lua binding.
+//
+// The owner is one goroutine at a time, not always the same one: an event
+// loop holding a Runner (runner.go) runs a callback itself when the VM is
+// idle and nothing is queued, so a cosocket message is read, answered in Lua
+// and written on one thread with no wake-up of the VM goroutine. Ownership
+// passes under the inbox mutex (the busy flag): whoever lets the VM go pokes
+// the VM goroutine if posts or timers came meanwhile, and Post does not wake
+// a VM that is already at work. A Runner that finds the VM busy queues its
+// callback for the holder to run before letting go. The budget applies to
+// Runner turns as to any other; a Runner whose callback ran long posts for a
+// while instead. A binding that could wait for an event loop must not do so
+// on a Runner: it checks Loop.OnRunner and continues on the VM goroutine.
 //
 // # Tasks
 //
@@ -62,13 +74,15 @@
 // # What it is not
 //
 // It does no I/O and imports no other project package (cosocket binds
-// sockets to tasks on top of it). It is not parallel: one VM, one goroutine.
+// sockets to tasks on top of it). It is not parallel: one VM, one owner at a
+// time.
 // It has no memory limit for Lua beyond the caps above, and no scoped file
 // access yet. Lua is 5.1 (gopher-lua); BAS's Lua 5.4 code needs porting.
 //
 // # Files
 //
-//	loop.go       Config, Loop, New/Start/Stop, the inbox (Post/Do), the VM goroutine, Stats
+//	loop.go       Config, Loop, New/Start/Stop, the inbox (Post/Do), the VM goroutine, VM ownership, Stats
+//	runner.go     Runner: callbacks run as VM turns on another goroutine (an event loop)
 //	budget.go     the shared context the watchdog cancels when a slice overruns
 //	task.go       Task lifecycle (running → parked/suspended → done), Spawn, Park, Resume, Kill, Current
 //	timer.go      AfterFunc: deadline min-heap, one time.Timer re-armed to the earliest deadline

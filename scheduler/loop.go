@@ -88,13 +88,32 @@ type Loop struct {
 	l   *lua.LState
 
 	// inbox, guarded by mu.
-	mu      sync.Mutex
-	inbox   []func(*lua.LState)
-	spare   []func(*lua.LState)
-	closed  bool // no more posts accepted
-	wake    chan struct{}
-	done    chan struct{} // closed when the VM goroutine has exited
-	started atomic.Bool
+	mu     sync.Mutex
+	inbox  []func(*lua.LState)
+	spare  []func(*lua.LState)
+	closed bool // no more posts accepted
+	// busy says a goroutine owns the VM: the VM goroutine during a turn, or
+	// an event loop running one callback through a Runner. Whoever clears
+	// it looks at the inbox and pokes the VM goroutine if posts arrived
+	// meanwhile, so Post need not wake a goroutine that is already at work.
+	busy bool
+	// runq holds Runner callbacks that found the VM busy (guarded by mu);
+	// the holding Runner runs them before letting go, so deliveries from
+	// event loops do not need the VM goroutine (see runner.go).
+	runq      []func(*lua.LState)
+	runqSpare []func(*lua.LState)
+	runqLen   atomic.Int32 // len(runq), for a look without mu
+	// runnerG is the goroutine id of the Runner holding the VM (0: none),
+	// only so Do can tell it is called there.
+	runnerG atomic.Uint64
+	// runqT makes the VM goroutine run Runner callbacks left in runq when
+	// no Runner came back for them (runqFired) within runqGrace.
+	runqT     *time.Timer
+	runqArmed atomic.Bool
+	runqFired atomic.Bool
+	wake      chan struct{}
+	done      chan struct{} // closed when the VM goroutine has exited
+	started   atomic.Bool
 	// vmGoroutine is the VM goroutine's id, only so Do can tell it is
 	// called there.
 	vmGoroutine atomic.Uint64
@@ -102,6 +121,7 @@ type Loop struct {
 
 	// VM goroutine state.
 	tasks       map[*lua.LState]*Task
+	cur         *Task // the innermost task being stepped (Current's fast path)
 	heap        timerHeap
 	armedFor    int64 // deadline the Go timer is armed for; 0 when idle
 	wakeT       *time.Timer
@@ -124,6 +144,12 @@ type Loop struct {
 var loops sync.Map
 
 func loopOf(L *lua.LState) *Loop {
+	// Fast path: the scheduler's own threads carry the Loop's budget as
+	// their context (see newThread); others (user coroutines with a derived
+	// context) go through the map.
+	if b, ok := L.Context().(*budget); ok && b.loop != nil {
+		return b.loop
+	}
 	if v, ok := loops.Load(L.G); ok {
 		return v.(*Loop)
 	}
@@ -181,6 +207,7 @@ func New(cfg Config) (*Loop, error) {
 	L.Options.RegistrySize = 32
 	L.Options.RegistryGrowStep = 64
 	l.bud.init(cfg.Budget)
+	l.bud.loop = l
 	L.SetContext(&l.bud)
 	loops.Store(L.G, l)
 	if err := l.openLibs(); err != nil {
@@ -202,6 +229,12 @@ func (l *Loop) Start() {
 		l.poke()
 	})
 	l.wakeT.Stop()
+	l.runqT = time.AfterFunc(time.Hour, func() {
+		l.runqArmed.Store(false)
+		l.runqFired.Store(true)
+		l.poke()
+	})
+	l.runqT.Stop()
 	go l.bud.watch(l.done)
 	go l.run()
 }
@@ -225,9 +258,12 @@ func (l *Loop) Post(fn func(L *lua.LState)) bool {
 		return false
 	}
 	l.inbox = append(l.inbox, fn)
+	busy := l.busy
 	l.mu.Unlock()
 	l.st.posts.Add(1)
-	l.poke()
+	if !busy { // a busy owner sees the post when it releases the VM
+		l.poke()
+	}
 	return true
 }
 
@@ -236,7 +272,7 @@ func (l *Loop) Post(fn func(L *lua.LState)) bool {
 // deadlocking. It returns false if the loop is stopped or stops before fn
 // ran.
 func (l *Loop) Do(fn func(L *lua.LState)) bool {
-	if id := l.vmGoroutine.Load(); id != 0 && id == goroutineID() {
+	if id := goroutineID(); id == l.vmGoroutine.Load() || id == l.runnerG.Load() {
 		if l.l.IsClosed() {
 			return false
 		}
@@ -326,19 +362,66 @@ func (l *Loop) run() {
 		loops.Delete(l.l.G)
 		l.l.Close()
 		l.wakeT.Stop()
+		l.runqT.Stop()
 		close(l.done)
 	}()
 	for {
 		<-l.wake
+		if !l.acquire() {
+			continue // a Runner holds the VM; it pokes again when it lets go
+		}
 		l.drainInbox()
+		if l.runqFired.Swap(false) {
+			l.runRunq(0)
+		}
 		l.fireTimers()
 		if l.stopping {
+			// busy stays set: no Runner may touch the VM any more.
 			l.shutdown()
 			l.endTurn()
 			return
 		}
 		l.endTurn()
 		l.armWake()
+		l.release(false)
+	}
+}
+
+// acquire takes the VM for a turn of the VM goroutine; false if a Runner
+// holds it.
+func (l *Loop) acquire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy {
+		return false
+	}
+	l.busy = true
+	return true
+}
+
+// release gives the VM up and pokes the VM goroutine when work arrived while
+// it was held: posts (which skipped their poke), a timer that fired, or, after
+// a Runner's turn, a timer armed earlier than the runtime timer is set for
+// (only the VM goroutine arms it). Runner callbacks still queued are left to
+// the next Runner turn, with runqT as the guarantee that they run. Called
+// by the owner.
+func (l *Loop) release(runner bool) {
+	again := l.wakeFired.Load()
+	if runner && len(l.heap) > 0 && (l.armedFor == 0 || l.heap[0].when < l.armedFor) {
+		again = true
+	}
+	l.mu.Lock()
+	l.busy = false
+	if len(l.inbox) > 0 {
+		again = true
+	}
+	left := len(l.runq) > 0
+	l.mu.Unlock()
+	if again {
+		l.poke()
+	}
+	if left && l.runqArmed.CompareAndSwap(false, true) {
+		l.runqT.Reset(runqGrace)
 	}
 }
 
@@ -421,6 +504,8 @@ func (l *Loop) shutdown() {
 	l.closed = true
 	l.mu.Unlock()
 	l.drainInbox()
+	for l.runRunq(0) {
+	}
 	for _, t := range l.liveTasks() { // started by the last callbacks
 		l.finish(t, ErrShutdown)
 	}

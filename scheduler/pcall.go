@@ -228,6 +228,10 @@ var frameLayout struct {
 	ok             bool
 	debugFrame     uintptr
 	fn, parent, pc uintptr
+	// current is LState.currentFrame's offset (when found), read instead of
+	// GetStack(0), which allocates a Debug on every Park.
+	current   uintptr
+	currentOK bool
 }
 
 func init() {
@@ -245,6 +249,22 @@ func init() {
 	}
 	frameLayout.debugFrame, frameLayout.fn, frameLayout.parent, frameLayout.pc = f.Offset, fn.Offset, par.Offset, pc.Offset
 	frameLayout.ok = true
+	if cur, ok := reflect.TypeOf(lua.LState{}).FieldByName("currentFrame"); ok && cur.Type == f.Type {
+		frameLayout.current, frameLayout.currentOK = cur.Offset, true
+	}
+}
+
+// topFrame returns th's current call frame (what GetStack(0) describes) as an
+// unsafe pointer, or nil.
+func topFrame(th *lua.LState) unsafe.Pointer {
+	if frameLayout.currentOK {
+		return *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(th), frameLayout.current))
+	}
+	dbg, ok := th.GetStack(0)
+	if !ok {
+		return nil
+	}
+	return *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(dbg), frameLayout.debugFrame))
 }
 
 // yieldable reports why a Go binding running in L could not yield to the
@@ -259,11 +279,10 @@ func yieldable(L *lua.LState) string {
 	}
 	l := loopOf(L)
 	for th := L; th != nil; th = th.Parent {
-		dbg, ok := th.GetStack(0)
-		if !ok {
+		p := topFrame(th)
+		if p == nil {
 			break
 		}
-		p := *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(dbg), frameLayout.debugFrame))
 		first := true
 		for ; p != nil; p = *(*unsafe.Pointer)(unsafe.Add(p, frameLayout.parent)) {
 			if first { // the binding itself, or the Go resume in an outer thread
@@ -282,7 +301,7 @@ func yieldable(L *lua.LState) string {
 				return "attempt to yield across a metamethod/iterator boundary (load code with Loop.Load to make generic-for iterators yieldable)"
 			}
 		}
-		if l != nil && l.tasks[th] != nil {
+		if l != nil && (l.cur != nil && l.cur.th == th || l.tasks[th] != nil) {
 			break
 		}
 	}

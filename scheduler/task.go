@@ -137,6 +137,19 @@ func Current(L *lua.LState) *Task {
 	if l == nil {
 		return nil
 	}
+	// Fast path: the innermost task being stepped. A task's thread is
+	// resumed from the main state, so no other task's thread lies between
+	// L and it.
+	if c := l.cur; c != nil {
+		for th := L; th != nil; th = th.Parent {
+			if th == c.th {
+				if c.state == stateRunning {
+					return c
+				}
+				return nil
+			}
+		}
+	}
 	for th := L; th != nil; th = th.Parent {
 		if t := l.tasks[th]; t != nil {
 			if t.state == stateRunning {
@@ -215,11 +228,12 @@ func (l *Loop) Kill(t *Task, reason string) {
 // step runs t's coroutine (starting fn when fn is non-nil) until it yields
 // or ends, and settles the outcome. It is the only place that resumes tasks.
 func (l *Loop) step(t *Task, fn *lua.LFunction, args []lua.LValue) {
-	saved := l.l.G.CurrentThread
+	saved, savedCur := l.l.G.CurrentThread, l.cur
+	l.cur = t
 	mark := l.bud.begin()
 	st, rets, err := l.safeResume(t.th, fn, args)
 	killed := l.bud.end(mark)
-	l.l.G.CurrentThread = saved
+	l.l.G.CurrentThread, l.cur = saved, savedCur
 
 	if t.state == stateDone { // finished from inside (e.g. Stop) while running
 		return

@@ -26,6 +26,10 @@ const (
 	idleBaseline    = "nbio-echo"
 )
 
+// overWS reports whether an echo row ran over plain WebSocket, the
+// transport the targets are set for (the raw and wss rows are context).
+func overWS(x EchoSummary) bool { return x.Transport == "" || x.Transport == "ws" }
+
 // targets renders the target comparison lines; empty when the run holds
 // none of the figures they need.
 func (r *Report) targets() string {
@@ -104,11 +108,11 @@ func (r *Report) targets() string {
 	}
 	// The runtime: the Go echo against gorilla's, batch 1 (CPU, p99, GCs).
 	for _, t := range r.Echo {
-		if t.Peer != goEchoPeer || t.Mode != "closed" || t.Batch != 1 || t.ServerCPUPerMsg <= 0 {
+		if t.Peer != goEchoPeer || !overWS(t) || t.Mode != "closed" || t.Batch != 1 || t.ServerCPUPerMsg <= 0 {
 			continue
 		}
 		for _, g := range r.Echo {
-			if g.Peer != luaBaselinePeer || g.Mode != t.Mode || g.Batch != t.Batch || g.Conns != t.Conns || g.ServerCPUPerMsg <= 0 {
+			if g.Peer != luaBaselinePeer || !overWS(g) || g.Mode != t.Mode || g.Batch != t.Batch || g.Conns != t.Conns || g.ServerCPUPerMsg <= 0 {
 				continue
 			}
 			ratio := t.ServerCPUPerMsg / g.ServerCPUPerMsg
@@ -125,11 +129,11 @@ func (r *Report) targets() string {
 	}
 	// Lua cosocket echo against the Go (gorilla) echo, same batch.
 	for _, l := range r.Echo {
-		if l.Peer != luaPeer || l.Mode != "closed" || l.ServerCPUPerMsg <= 0 {
+		if l.Peer != luaPeer || !overWS(l) || l.Mode != "closed" || l.ServerCPUPerMsg <= 0 {
 			continue
 		}
 		for _, g := range r.Echo {
-			if g.Peer == luaBaselinePeer && g.Mode == l.Mode && g.Batch == l.Batch && g.Conns == l.Conns && g.ServerCPUPerMsg > 0 {
+			if g.Peer == luaBaselinePeer && overWS(g) && g.Mode == l.Mode && g.Batch == l.Batch && g.Conns == l.Conns && g.ServerCPUPerMsg > 0 {
 				ratio := l.ServerCPUPerMsg / g.ServerCPUPerMsg
 				rows = append(rows, fmt.Sprintf("| lua-echo %d conns, batch %d: server CPU per message ÷ %s's | %.2f ÷ %.2f µs = %.2f× | ≤ %.2f× | %s |",
 					l.Conns, l.Batch, luaBaselinePeer, l.ServerCPUPerMsg, g.ServerCPUPerMsg, ratio, luaEchoCPUTarget, verdict(ratio <= luaEchoCPUTarget)))

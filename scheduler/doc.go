@@ -46,7 +46,11 @@
 // cancels it, so the running Lua code fails with ErrBudget's message and the
 // task ends while the others carry on. Long Go calls are not interrupted;
 // the builtins that can allocate without bound in one call are capped
-// (Config.MaxString).
+// (Config.MaxString). The same watchdog is the memory guard: it reads the
+// live Go heap each tick (Budget/4, at most 50 ms) and stops the running
+// slice with ErrMemory once the heap grew by more than
+// Config.MaxSliceGrowth since the slice began (gopher-lua has no
+// allocation hook, so per-task memory is measured as what one run kept).
 //
 // Stop resumes every parked task with (nil, "sysshutdown"), ends what is
 // left with ErrShutdown, and closes the VM.
@@ -83,7 +87,7 @@
 //
 //	loop.go       Config, Loop, New/Start/Stop, the inbox (Post/Do), the VM goroutine, VM ownership, Stats
 //	runner.go     Runner: callbacks run as VM turns on another goroutine (an event loop)
-//	budget.go     the shared context the watchdog cancels when a slice overruns
+//	budget.go     the shared context the watchdog cancels when a slice overruns its time or memory
 //	task.go       Task lifecycle (running → parked/suspended → done), Spawn, Park, Resume, Kill, Current
 //	timer.go      AfterFunc: deadline min-heap, one time.Timer re-armed to the earliest deadline
 //	pcall.go      yield-safe pcall/xpcall, coroutine.create/resume/wrap, the yieldable check

@@ -26,6 +26,9 @@ var (
 	ErrTooManyTimers = errors.New("scheduler: too many timers")
 	// ErrBudget ends a task that ran longer than Config.Budget without yielding.
 	ErrBudget = errors.New("scheduler: task exceeded its run budget without yielding")
+	// ErrMemory ends a task during whose run the live heap grew by more
+	// than Config.MaxSliceGrowth.
+	ErrMemory = errors.New("scheduler: not enough memory (task grew the heap past its limit without yielding)")
 	// ErrInvalidYield ends a task that yielded other than through Park
 	// (for example a bare coroutine.yield in the task's own coroutine).
 	ErrInvalidYield = errors.New("scheduler: invalid yield")
@@ -50,6 +53,12 @@ type Config struct {
 	// friends, so a single builtin call cannot allocate without bound.
 	// Zero means 16 MiB.
 	MaxString int
+	// MaxSliceGrowth stops a task (ErrMemory) when the live Go heap grows
+	// by more than this many bytes while it runs without yielding:
+	// gopher-lua has no allocation hook, so the budget watchdog measures
+	// the heap each tick instead (Budget/4; growth shows after the GC
+	// cycles it causes). Zero means 256 MiB; negative turns it off.
+	MaxSliceGrowth int64
 	// Logger receives task failures and Lua print output. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -65,15 +74,16 @@ type Stats struct {
 	Finished      uint64 // tasks that returned normally
 	Failed        uint64 // tasks that ended with an error (including kills)
 	BudgetKills   uint64 // tasks stopped by the budget watchdog
+	MemoryKills   uint64 // tasks stopped for growing the heap past MaxSliceGrowth
 	InvalidYields uint64 // tasks ended by an invalid yield
 	TimersFired   uint64 // timer callbacks run
 	Posts         uint64 // callbacks accepted by Post
 }
 
 type counters struct {
-	live, parked, timers                              atomic.Int64
-	spawned, resumes, finished, failed, budget, inval atomic.Uint64
-	fired, posts                                      atomic.Uint64
+	live, parked, timers                                      atomic.Int64
+	spawned, resumes, finished, failed, budget, memory, inval atomic.Uint64
+	fired, posts                                              atomic.Uint64
 }
 
 // Loop owns one gopher-lua VM and the goroutine that runs it.
@@ -175,6 +185,9 @@ func New(cfg Config) (*Loop, error) {
 	if cfg.MaxString == 0 {
 		cfg.MaxString = 16 << 20
 	}
+	if cfg.MaxSliceGrowth == 0 {
+		cfg.MaxSliceGrowth = 256 << 20
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -207,6 +220,9 @@ func New(cfg Config) (*Loop, error) {
 	L.Options.RegistrySize = 32
 	L.Options.RegistryGrowStep = 64
 	l.bud.init(cfg.Budget)
+	if cfg.MaxSliceGrowth > 0 {
+		l.bud.maxGrowth = uint64(cfg.MaxSliceGrowth)
+	}
 	l.bud.loop = l
 	L.SetContext(&l.bud)
 	loops.Store(L.G, l)
@@ -345,6 +361,7 @@ func (l *Loop) Stats() Stats {
 		Finished:      l.st.finished.Load(),
 		Failed:        l.st.failed.Load(),
 		BudgetKills:   l.st.budget.Load(),
+		MemoryKills:   l.st.memory.Load(),
 		InvalidYields: l.st.inval.Load(),
 		TimersFired:   l.st.fired.Load(),
 		Posts:         l.st.posts.Load(),
@@ -554,5 +571,6 @@ func (l *Loop) WriteMetrics(w io.Writer) {
 	counter("tarpon_lua_tasks_spawned_total", "Lua tasks started.", st.Spawned)
 	counter("tarpon_lua_failed_total", "Tasks that ended with an error.", st.Failed)
 	counter("tarpon_lua_budget_kills_total", "Tasks stopped for running too long without yielding.", st.BudgetKills)
+	counter("tarpon_lua_memory_kills_total", "Tasks stopped for growing the heap past their limit without yielding.", st.MemoryKills)
 	counter("tarpon_lua_invalid_yields_total", "Tasks ended by a yield outside the runtime's calls.", st.InvalidYields)
 }

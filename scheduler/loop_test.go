@@ -322,6 +322,44 @@ func TestBudgetStopsPostCallback(t *testing.T) {
 	}
 }
 
+// TestMemoryGuardStopsHeapBomb: a task that keeps what it allocates
+// without yielding is stopped once the live heap grew past MaxSliceGrowth,
+// well inside its time budget; the VM then serves the next task, and a
+// task that only makes garbage is left alone.
+func TestMemoryGuardStopsHeapBomb(t *testing.T) {
+	l, _ := newTestLoop(t, Config{Budget: 20 * time.Second, MaxSliceGrowth: 32 << 20})
+	ended := make(chan error, 2)
+	start := time.Now()
+	l.Do(func(L *lua.LState) {
+		fn := mustLoad(t, l, `local t = {}
+			for i = 1, 1e9 do t[i .. "k"] = string.rep("x", 64) .. i end`)
+		if _, err := l.SpawnWith(func(t *Task) { t.OnExit(func(err error) { ended <- err }) }, fn); err != nil {
+			t.Errorf("Spawn: %v", err)
+		}
+	})
+	err := <-ended
+	if !errors.Is(err, ErrMemory) {
+		t.Fatalf("heap bomb ended with %v, want ErrMemory", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("stopped after %v: the time budget, not the memory guard, would have caught it", d)
+	}
+	l.Do(func(L *lua.LState) {
+		fn := mustLoad(t, l, `local n = 0
+			for i = 1, 3e5 do local s = string.rep("y", 64) .. i; n = n + #s end
+			return n`)
+		if _, err := l.SpawnWith(func(t *Task) { t.OnExit(func(err error) { ended <- err }) }, fn); err != nil {
+			t.Errorf("Spawn: %v", err)
+		}
+	})
+	if err := <-ended; err != nil {
+		t.Fatalf("a task making only garbage was stopped: %v", err)
+	}
+	if st := l.Stats(); st.MemoryKills != 1 || st.BudgetKills != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
 func TestPanicInCallbackIsContained(t *testing.T) {
 	l, logs := newTestLoop(t, Config{})
 	l.Do(func(*lua.LState) { panic("oops") })

@@ -26,7 +26,9 @@ import (
 // replacement, string.format widths; unpack
 // returns at most 8000 values, as in Lua 5.1.
 // gopher-lua has no allocation hook, so memory grown step by step (s = s..s
-// in a loop) is only bounded by the run budget.
+// or t[#t+1] = ... in a loop) is bounded by the memory guard instead: the
+// budget watchdog stops a task during whose run the live heap grew by more
+// than Config.MaxSliceGrowth (budget.go).
 //
 // Table bomb: gopher-lua stores t[n] = v for an integer 1 ≤ n <
 // lua.MaxArrayIndex in the array part, growing it to n at once, so

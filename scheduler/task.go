@@ -239,7 +239,10 @@ func (l *Loop) step(t *Task, fn *lua.LFunction, args []lua.LValue) {
 		return
 	}
 	switch {
-	case killed:
+	case killed == ErrMemory:
+		l.st.memory.Add(1)
+		l.finish(t, fmt.Errorf("%w (%d MiB)", ErrMemory, l.cfg.MaxSliceGrowth>>20))
+	case killed != nil:
 		l.st.budget.Add(1)
 		l.finish(t, fmt.Errorf("%w (%v)", ErrBudget, l.cfg.Budget))
 	case st == lua.ResumeOK:

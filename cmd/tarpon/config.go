@@ -38,6 +38,7 @@ type settings struct {
 	dev         bool
 	logLevel    string
 	budget      time.Duration
+	luaGrowth   int64
 	maxMessage  int
 	highWater   int
 	readHeader  time.Duration
@@ -109,6 +110,7 @@ func parseSettings(args []string, stderr io.Writer) (*settings, error) {
 	fs.BoolVar(&s.dev, "dev", false, "development mode: Lua errors are shown in 500 pages")
 	fs.StringVar(&s.logLevel, "log", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&s.budget, "lua-budget", time.Second, "longest a Lua task may run without yielding")
+	fs.Int64Var(&s.luaGrowth, "lua-max-growth", 256<<20, "bytes the live heap may grow while one Lua task runs without yielding before it is stopped (negative: no limit)")
 	fs.IntVar(&s.maxMessage, "max-message", 16<<20, "largest inbound WebSocket message in bytes (1009 past it)")
 	fs.IntVar(&s.highWater, "high-water", 64<<10, "per-connection send queue high-water mark in bytes")
 	fs.DurationVar(&s.readHeader, "read-header-timeout", 10*time.Second, "time allowed to read a request's headers")

@@ -122,7 +122,7 @@ func start(s *settings, log *slog.Logger) (*server, error) {
 			UpgradeRate:   s.upgradeRate,
 			Origin:        runtime.OriginPolicy{Allow: s.origins, RequireOrigin: s.needOrigin},
 		},
-		Scheduler: scheduler.Config{Budget: s.budget},
+		Scheduler: scheduler.Config{Budget: s.budget, MaxSliceGrowth: s.luaGrowth},
 		Pages:     lsp.Options{Dev: s.dev},
 		Logger:    log,
 	})

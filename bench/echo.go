@@ -97,40 +97,60 @@ func RunEcho(opt EchoOptions) EchoSummary {
 		sum.Err = "bench: echo needs --conns > 0 and --duration > 0"
 		return sum
 	}
-	if _, err := loadgen.RaiseFDLimit(); err != nil {
-		sum.Err = err.Error()
-		return sum
-	}
-	srv := resolveServer(opt.Server)
 	kind := loadgen.KindWebSocket
 	if t.HTTP {
 		kind = loadgen.KindStream // http(s)://: a raw byte stream after a 200
 	}
-	dr := opt.dial(t, kind, opt.Conns)
+	dr, ok := sum.dialFor(opt.DialOptions, t, kind, opt.Conns, "dials failed", "bench: no connection opened")
 	defer loadgen.CloseAll(dr.Conns)
-	sum.Opened = len(dr.Conns)
-	if dr.Failed > 0 {
-		sum.FirstError = fmt.Sprintf("%d of %d dials failed: %s", dr.Failed, opt.Conns, dr.FirstError)
-	}
-	if len(dr.Conns) == 0 {
-		sum.Err = "bench: no connection opened: " + dr.FirstError
+	if !ok {
 		return sum
 	}
-
-	var w window
-	var live loadgen.Progress
-	stop := startLive(opt.Live, "echo", len(dr.Conns), &live)
-	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Progress: &live,
-		Size: opt.Size, Batch: opt.Batch, Rate: opt.Rate, Text: opt.Text,
-		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops, OnWindow: func(start bool) { w.sample(srv, start) },
+	sum.drive(opt.Live, "echo", dr.Conns, opt.Server, func(p *loadgen.Progress, onWindow func(bool)) (*loadgen.EchoResult, error) {
+		return loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Progress: p, OnWindow: onWindow,
+			Size: opt.Size, Batch: opt.Batch, Rate: opt.Rate, Text: opt.Text,
+			Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops})
 	})
+	return sum
+}
+
+// dialFor opens what a round-trip scenario (echo, rpc, http) drives: it
+// raises the fd limit and dials n connections of kind to t, recording in
+// sum how many opened and, as failed, how many did not. ok is false, with
+// sum.Err set (none, then the first error), when none opened. The caller
+// closes dr.Conns either way.
+func (sum *EchoSummary) dialFor(d DialOptions, t loadgen.Target, kind loadgen.Kind, n int, failed, none string) (dr *loadgen.DialResult, ok bool) {
+	if _, err := loadgen.RaiseFDLimit(); err != nil {
+		sum.Err = err.Error()
+		return &loadgen.DialResult{}, false
+	}
+	dr = d.dial(t, kind, n)
+	sum.Opened = len(dr.Conns)
+	if dr.Failed > 0 {
+		sum.FirstError = fmt.Sprintf("%d of %d %s: %s", dr.Failed, n, failed, dr.FirstError)
+	}
+	if len(dr.Conns) == 0 {
+		sum.Err = none + ": " + dr.FirstError
+		return dr, false
+	}
+	return dr, true
+}
+
+// drive runs one load generator driver over conns with the server's CPU
+// window and the progress line around it, and fills sum from its result.
+func (sum *EchoSummary) drive(live io.Writer, label string, conns []loadgen.Conn, server Server,
+	run func(p *loadgen.Progress, onWindow func(start bool)) (*loadgen.EchoResult, error)) {
+	srv := resolveServer(server)
+	var w window
+	var p loadgen.Progress
+	stop := startLive(live, label, len(conns), &p)
+	res, err := run(&p, func(start bool) { w.sample(srv, start) })
 	stop()
 	if err != nil {
 		sum.Err = err.Error()
-		return sum
+		return
 	}
 	sum.fill(res, &w)
-	return sum
 }
 
 // fill computes the summary's figures from a run and its CPU window.

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -39,32 +38,14 @@ func RunHTTP(opt HTTPOptions) EchoSummary {
 		sum.Err = "bench: http needs --conns > 0 and --duration > 0"
 		return sum
 	}
-	if _, err := loadgen.RaiseFDLimit(); err != nil {
-		sum.Err = err.Error()
-		return sum
-	}
-	srv := resolveServer(opt.Server)
-	dr := opt.dial(t, loadgen.KindHTTP, opt.Conns)
+	dr, ok := sum.dialFor(opt.DialOptions, t, loadgen.KindHTTP, opt.Conns, "dials failed", "bench: no connection opened")
 	defer loadgen.CloseAll(dr.Conns)
-	sum.Opened = len(dr.Conns)
-	if dr.Failed > 0 {
-		sum.FirstError = fmt.Sprintf("%d of %d dials failed: %s", dr.Failed, opt.Conns, dr.FirstError)
-	}
-	if len(dr.Conns) == 0 {
-		sum.Err = "bench: no connection opened: " + dr.FirstError
+	if !ok {
 		return sum
 	}
-	var w window
-	var live loadgen.Progress
-	stop := startLive(opt.Live, "http", len(dr.Conns), &live)
-	res, err := loadgen.RunHTTP(dr.Conns, loadgen.HTTPConfig{Path: t.Path, Host: t.HostPort, Progress: &live,
-		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops,
-		OnWindow: func(start bool) { w.sample(srv, start) }})
-	stop()
-	if err != nil {
-		sum.Err = err.Error()
-		return sum
-	}
-	sum.fill(res, &w)
+	sum.drive(opt.Live, "http", dr.Conns, opt.Server, func(p *loadgen.Progress, onWindow func(bool)) (*loadgen.EchoResult, error) {
+		return loadgen.RunHTTP(dr.Conns, loadgen.HTTPConfig{Path: t.Path, Host: t.HostPort, Progress: p, OnWindow: onWindow,
+			Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops})
+	})
 	return sum
 }

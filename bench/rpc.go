@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"io"
 	"time"
 
@@ -46,21 +45,11 @@ func RunRPC(opt RPCOptions) EchoSummary {
 		sum.Err = "bench: rpc needs --conns > 0 and --duration > 0"
 		return sum
 	}
-	if _, err := loadgen.RaiseFDLimit(); err != nil {
-		sum.Err = err.Error()
-		return sum
-	}
-	srv := resolveServer(opt.Server)
 	// Each dial ends past Connack; a client's request is a Publish to
 	// ETID 1 from its own ETID.
-	dr := opt.dial(t, loadgen.KindSMQ, opt.Clients)
+	dr, ok := sum.dialFor(opt.DialOptions, t, loadgen.KindSMQ, opt.Clients, "SMQ clients failed to connect", "bench: rpc: no SMQ client connected")
 	defer loadgen.CloseAll(dr.Conns)
-	sum.Opened = len(dr.Conns)
-	if dr.Failed > 0 {
-		sum.FirstError = fmt.Sprintf("%d of %d SMQ clients failed to connect: %s", dr.Failed, opt.Clients, dr.FirstError)
-	}
-	if len(dr.Conns) == 0 {
-		sum.Err = "bench: rpc: no SMQ client connected: " + dr.FirstError
+	if !ok {
 		return sum
 	}
 	body := make([]byte, max(opt.Size, 0))
@@ -71,17 +60,9 @@ func RunRPC(opt RPCOptions) EchoSummary {
 	for i, c := range dr.Conns {
 		payloads[i] = loadgen.AppendSMQPublish(nil, smqServerETID, c.ETID, body)
 	}
-	var w window
-	var live loadgen.Progress
-	stop := startLive(opt.Live, "rpc", len(dr.Conns), &live)
-	res, err := loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Payloads: payloads, Progress: &live,
-		Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops,
-		OnWindow: func(start bool) { w.sample(srv, start) }})
-	stop()
-	if err != nil {
-		sum.Err = err.Error()
-		return sum
-	}
-	sum.fill(res, &w)
+	sum.drive(opt.Live, "rpc", dr.Conns, opt.Server, func(p *loadgen.Progress, onWindow func(bool)) (*loadgen.EchoResult, error) {
+		return loadgen.RunEcho(dr.Conns, loadgen.EchoConfig{Payloads: payloads, Progress: p, OnWindow: onWindow,
+			Warmup: opt.Warmup, Duration: opt.Duration, Loops: opt.Loops})
+	})
 	return sum
 }

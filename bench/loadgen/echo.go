@@ -67,6 +67,39 @@ const (
 	phaseStop
 )
 
+// measureWindow runs a run's clock on the caller's goroutine: it sleeps
+// through the warm-up, opens the measured window (phaseMeasure, then
+// onWindow(true)), sleeps for its length, closes it (phaseDrain, then
+// onWindow(false)) and returns how long it was open.
+func measureWindow(phase *atomic.Int32, warmup, duration time.Duration, onWindow func(start bool)) time.Duration {
+	time.Sleep(warmup)
+	phase.Store(phaseMeasure)
+	t0 := time.Now()
+	if onWindow != nil {
+		onWindow(true)
+	}
+	time.Sleep(duration - time.Since(t0))
+	phase.Store(phaseDrain)
+	window := time.Since(t0)
+	if onWindow != nil {
+		onWindow(false)
+	}
+	return window
+}
+
+// waitDrained waits up to drain for the loops counted in wg to end by
+// themselves (their answers in), then tells them to stop and waits.
+func waitDrained(phase *atomic.Int32, wg *sync.WaitGroup, drain time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+		phase.Store(phaseStop)
+		<-done
+	}
+}
+
 // maxBacklog is how many unsent bytes a connection may accumulate in fixed
 // rate mode before the generator gives the connection up: an open-loop
 // generator must not grow without bound when the server stalls.
@@ -164,26 +197,8 @@ func RunEcho(conns []Conn, cfg EchoConfig) (*EchoResult, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); l.run() }()
 	}
-	time.Sleep(cfg.Warmup)
-	phase.Store(phaseMeasure)
-	t0 := time.Now()
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(true)
-	}
-	time.Sleep(cfg.Duration - time.Since(t0))
-	phase.Store(phaseDrain)
-	window := time.Since(t0)
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(false)
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(cfg.Drain):
-		phase.Store(phaseStop)
-		<-done
-	}
+	window := measureWindow(&phase, cfg.Warmup, cfg.Duration, cfg.OnWindow)
+	waitDrained(&phase, &wg, cfg.Drain)
 	res := &EchoResult{Conns: len(conns), Window: window, Hist: NewHist()}
 	for _, l := range loops {
 		res.Hist.Merge(l.hist)

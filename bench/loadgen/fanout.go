@@ -261,18 +261,7 @@ func RunFanout(subs, pubs []Conn, cfg FanoutConfig) (*FanoutResult, error) {
 	for _, l := range loops {
 		l.wake()
 	}
-	time.Sleep(cfg.Warmup)
-	phase.Store(phaseMeasure)
-	t0 := time.Now()
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(true)
-	}
-	time.Sleep(cfg.Duration - time.Since(t0))
-	phase.Store(phaseDrain)
-	window := time.Since(t0)
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(false)
-	}
+	window := measureWindow(&phase, cfg.Warmup, cfg.Duration, cfg.OnWindow)
 	// Deliveries still in flight arrive during the drain; they are not
 	// counted (outside the window), but waiting lets the server finish.
 	time.Sleep(min(cfg.Drain, 200*time.Millisecond))

@@ -86,26 +86,8 @@ func RunHTTP(conns []Conn, cfg HTTPConfig) (*EchoResult, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); l.run() }()
 	}
-	time.Sleep(cfg.Warmup)
-	phase.Store(phaseMeasure)
-	t0 := time.Now()
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(true)
-	}
-	time.Sleep(cfg.Duration - time.Since(t0))
-	phase.Store(phaseDrain)
-	window := time.Since(t0)
-	if cfg.OnWindow != nil {
-		cfg.OnWindow(false)
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(cfg.Drain):
-		phase.Store(phaseStop)
-		<-done
-	}
+	window := measureWindow(&phase, cfg.Warmup, cfg.Duration, cfg.OnWindow)
+	waitDrained(&phase, &wg, cfg.Drain)
 	res := &EchoResult{Conns: len(conns), Window: window, Hist: NewHist()}
 	for _, l := range loops {
 		res.Hist.Merge(l.hist)

@@ -223,7 +223,6 @@ type echoConn struct {
 	stamps []int64 // FIFO of intended send times (ns since base)
 	head   int     // index of the oldest stamp
 	mask   [4]byte
-	dead   bool
 }
 
 func (c *echoConn) inflight() int { return len(c.stamps) - c.head }
@@ -260,9 +259,8 @@ type echoLoop struct {
 	rr       int
 
 	sent, received, unexpected, backlogged int64
-	lost                                   int
-	firstErr                               string
-	live                                   progressOut
+	failures
+	live progressOut
 }
 
 // tfdTag marks the timerfd in epoll events (connection events carry the
@@ -343,7 +341,7 @@ func (l *echoLoop) run() {
 		if ph == phaseDrain && l.inflight() == 0 {
 			return
 		}
-		l.live.publish()
+		l.live.publish(l.lost)
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -422,19 +420,19 @@ func (l *echoLoop) send(c *echoConn, stamp int64) {
 	if len(c.out) > 0 {
 		l.backlogged++
 		if len(c.out)+len(c.frame) > maxBacklog {
-			l.fail(c, errors.New("generator backlog overflow: server not reading"))
+			l.fail(&c.wside, errors.New("generator backlog overflow: server not reading"))
 			return
 		}
 	}
 	if err := c.send(c.frame); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
 // flush writes queued bytes after EPOLLOUT.
 func (l *echoLoop) flush(c *echoConn) {
 	if err := c.flush(); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -445,7 +443,7 @@ func (l *echoLoop) readConn(c *echoConn, now int64) {
 		return !c.dead
 	})
 	if err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -459,7 +457,7 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 	for len(data) > 0 {
 		f, ok, err := c.parse(data)
 		if err != nil {
-			l.fail(c, err)
+			l.fail(&c.wside, err)
 			return
 		}
 		if !ok {
@@ -490,10 +488,10 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 			}
 		case opPing:
 			if err := c.send(AppendClientFrame(nil, opPong, f.payload, c.mask)); err != nil {
-				l.fail(c, err)
+				l.fail(&c.wside, err)
 			}
 		case opClose:
-			l.fail(c, errors.New("server sent a close frame"))
+			l.fail(&c.wside, errors.New("server sent a close frame"))
 			return
 		}
 		if c.dead {
@@ -506,19 +504,4 @@ func (l *echoLoop) consume(c *echoConn, data []byte, now int64) {
 	} else {
 		c.pend = append(c.pend[:0:0], data...)
 	}
-}
-
-// fail marks c dead (the fd stays open; the caller closes it) and records
-// the first error.
-func (l *echoLoop) fail(c *echoConn, err error) {
-	if l.firstErr == "" {
-		l.firstErr = err.Error()
-	}
-	if c == nil || c.dead {
-		return
-	}
-	c.dead = true
-	l.lost++
-	l.live.lost++
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }

@@ -300,7 +300,6 @@ type fanConn struct {
 	proto   FanoutConn
 	pend    []byte
 	mask    [4]byte
-	dead    bool
 	counted bool // already counted as ready
 	rr      int  // publisher: next topic (open loop)
 }
@@ -338,9 +337,8 @@ type fanLoop struct {
 	lastScan int64
 
 	published, expectedN, delivered, completed, stalled, backlogged int64
-	lost                                                            int
-	firstErr                                                        string
-	live                                                            progressOut
+	failures
+	live progressOut
 }
 
 func (l *fanLoop) setup(totalPubs int) error {
@@ -430,7 +428,7 @@ func (l *fanLoop) run() {
 				l.publishSlot(s)
 			}
 		}
-		l.live.publish()
+		l.live.publish(l.lost)
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -604,19 +602,19 @@ func (l *fanLoop) write(c *fanConn, msg []byte) {
 	if len(c.out) > 0 {
 		l.backlogged++
 		if len(c.out) > maxBacklog {
-			l.fail(c, errors.New("generator backlog overflow: server not reading"))
+			l.fail(&c.wside, errors.New("generator backlog overflow: server not reading"))
 			return
 		}
 	}
 	l.wbuf = c.appendFrame(l.wbuf[:0], opBin, msg, c.mask)
 	if err := c.send(l.wbuf); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
 func (l *fanLoop) flush(c *fanConn) {
 	if err := c.flush(); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -627,7 +625,7 @@ func (l *fanLoop) readConn(c *fanConn) {
 		return !c.dead
 	})
 	if err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -641,7 +639,7 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 	for len(data) > 0 && !c.dead {
 		f, ok, err := c.parse(data)
 		if err != nil {
-			l.fail(c, err)
+			l.fail(&c.wside, err)
 			return
 		}
 		if !ok {
@@ -654,7 +652,7 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 			replies, err := c.proto.Inbound(f.payload, l.emit)
 			l.cur = nil
 			if err != nil {
-				l.fail(c, err)
+				l.fail(&c.wside, err)
 				return
 			}
 			for _, r := range replies {
@@ -663,10 +661,10 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 			l.checkReady(c)
 		case opPing:
 			if err := c.send(AppendClientFrame(nil, opPong, f.payload, c.mask)); err != nil {
-				l.fail(c, err)
+				l.fail(&c.wside, err)
 			}
 		case opClose:
-			l.fail(c, errors.New("server sent a close frame"))
+			l.fail(&c.wside, errors.New("server sent a close frame"))
 			return
 		}
 	}
@@ -675,17 +673,4 @@ func (l *fanLoop) consume(c *fanConn, data []byte) {
 	} else {
 		c.pend = append(c.pend[:0:0], data...)
 	}
-}
-
-func (l *fanLoop) fail(c *fanConn, err error) {
-	if l.firstErr == "" {
-		l.firstErr = err.Error()
-	}
-	if c == nil || c.dead {
-		return
-	}
-	c.dead = true
-	l.lost++
-	l.live.lost++
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }

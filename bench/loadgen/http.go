@@ -108,7 +108,6 @@ type httpConn struct {
 	in     []byte
 	sentAt int64
 	busy   bool // a request is outstanding
-	dead   bool
 }
 
 type httpLoop struct {
@@ -121,9 +120,8 @@ type httpLoop struct {
 	hist  *hdrhistogram.Histogram
 
 	sent, received, bad int64
-	lost                int
-	firstErr            string
-	live                progressOut
+	failures
+	live progressOut
 }
 
 func (l *httpLoop) now() int64 { return int64(time.Since(l.base)) }
@@ -141,7 +139,7 @@ func (l *httpLoop) run() {
 		if ph == phaseDrain && l.outstanding() == 0 {
 			return
 		}
-		l.live.publish()
+		l.live.publish(l.lost)
 		n, err := unix.EpollWait(l.epfd, events, 20)
 		if err != nil && err != unix.EINTR {
 			l.fail(nil, fmt.Errorf("epoll_wait: %w", err))
@@ -182,13 +180,13 @@ func (l *httpLoop) send(c *httpConn, now int64) {
 		l.sent++
 	}
 	if err := c.send(l.req); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
 func (l *httpLoop) flush(c *httpConn) {
 	if err := c.flush(); err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -200,7 +198,7 @@ func (l *httpLoop) read(c *httpConn, now int64) {
 		return !c.dead
 	})
 	if err != nil {
-		l.fail(c, err)
+		l.fail(&c.wside, err)
 	}
 }
 
@@ -209,7 +207,7 @@ func (l *httpLoop) responses(c *httpConn, now int64) {
 	for len(c.in) > 0 {
 		size, status, ok, err := ParseHTTPResponse(c.in)
 		if err != nil {
-			l.fail(c, err)
+			l.fail(&c.wside, err)
 			return
 		}
 		if !ok {
@@ -217,7 +215,7 @@ func (l *httpLoop) responses(c *httpConn, now int64) {
 		}
 		c.in = c.in[:copy(c.in, c.in[size:])]
 		if !c.busy {
-			l.fail(c, errors.New("response without a request"))
+			l.fail(&c.wside, errors.New("response without a request"))
 			return
 		}
 		c.busy = false
@@ -231,19 +229,6 @@ func (l *httpLoop) responses(c *httpConn, now int64) {
 		}
 		l.send(c, now)
 	}
-}
-
-func (l *httpLoop) fail(c *httpConn, err error) {
-	if l.firstErr == "" {
-		l.firstErr = err.Error()
-	}
-	if c == nil || c.dead {
-		return
-	}
-	c.dead = true
-	l.lost++
-	l.live.lost++
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 }
 
 // maxHTTPHeader bounds a response header block.

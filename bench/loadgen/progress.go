@@ -14,12 +14,13 @@ type Progress struct {
 // published after each wake-up.
 type progressOut struct {
 	p                    *Progress
-	received, lost       int64
-	pubReceived, pubLost int64
+	received             int64 // messages received, window or not
+	pubReceived, pubLost int64 // what has been published
 }
 
-// publish adds what changed since the last call to the shared Progress.
-func (o *progressOut) publish() {
+// publish adds what changed since the last call to the shared Progress;
+// lost is the loop's count of failed connections.
+func (o *progressOut) publish(lost int) {
 	if o.p == nil {
 		return
 	}
@@ -27,8 +28,8 @@ func (o *progressOut) publish() {
 		o.p.Received.Add(d)
 		o.pubReceived = o.received
 	}
-	if d := o.lost - o.pubLost; d != 0 {
+	if d := int64(lost) - o.pubLost; d != 0 {
 		o.p.Lost.Add(d)
-		o.pubLost = o.lost
+		o.pubLost = int64(lost)
 	}
 }

@@ -21,10 +21,33 @@ type wside struct {
 	out     []byte
 	outArm  bool      // EPOLLOUT registered
 	tls     *tls.Conn // nil on plain connections
+	dead    bool      // failed; out of the epoll set
 	framing Framing
 	// fixed is the message size on a FramingStream connection: the echo
 	// counts its byte stream in messages of this many bytes.
 	fixed int
+}
+
+// failures is what a generator loop records of its failed connections.
+// Loop goroutine only.
+type failures struct {
+	lost     int    // connections that failed
+	firstErr string // the first error, for the report
+}
+
+// fail records err and, for a live w (nil: the loop itself failed), marks
+// it dead and takes it out of the epoll set; the fd stays open (the
+// caller of the run closes it).
+func (f *failures) fail(w *wside, err error) {
+	if f.firstErr == "" {
+		f.firstErr = err.Error()
+	}
+	if w == nil || w.dead {
+		return
+	}
+	w.dead = true
+	f.lost++
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
 }
 
 // arm turns EPOLLOUT on or off for the connection.

@@ -17,7 +17,7 @@
 // Peers hold no goroutine. Each peer's messages are handled on its
 // connection's event-loop goroutine (runtime.Handler callbacks), strictly in
 // arrival order (§1.12). A publish is routed on the publisher's loop: it
-// looks the destination up in a sync.Map, loads the topic's copy-on-write
+// looks the destination up in an idTable (lock-free reads), loads the topic's copy-on-write
 // subscriber slice, encodes the message once per transport
 // (runtime.AppendServerFrame / runtime.AppendLen16) and hands the same bytes
 // to every recipient with Conn.SendEncoded. Sends never block; a congested
@@ -40,8 +40,9 @@
 // replacement and per-peer subscription/observer maps. It is never held
 // while calling a hook, a server callback, or Conn.Close (the runtime may
 // call OnClose, which takes Hub.mu). Conn.Send/SendEncoded are called under
-// it (they only queue). Peer.umu guards user data only and nests inside
-// nothing. The publish path takes no lock: Hub.ids (sync.Map), topic.subs
+// it (they only queue). peerMore.umu guards user data only and nests
+// inside nothing. The publish path takes no lock: Hub.topicIDs and
+// Hub.peerIDs (idTable), topic.subs
 // (atomic.Pointer to an immutable slice) and the server callback snapshot
 // (atomic.Pointer to an immutable map) are read lock-free.
 //
@@ -53,6 +54,7 @@
 //	hooks.go    Hooks, Options, SlowConsumerPolicy, Message, close reasons
 //	hub.go      Hub, ID allocation, Stats, route (publish fan-out), server delivery
 //	peer.go     Peer, handshake (§1.6), per-message handling, PubFrag, terminate
+//	idtable.go  idTable: ID → topic or peer, lock-free reads, for the publish path
 //	topics.go   topic, copy-on-write subscriber sets, observers and Change (§1.9)
 //	server.go   the server-side client API (§2.4): Publish, Subscribe, Observe, lookups
 //	serve.go    New, IsSMQ, ServeHTTP/Connect: HTTP bootstrap onto the reactor (§1.2)
@@ -60,7 +62,8 @@
 // Tests: packet_test.go and packet_fuzz_test.go (golden vectors in
 // testdata/packets.json, FuzzDecode, FuzzDecodeSplit), hub_test.go and
 // async_test.go (hub logic over fake connections, fake_test.go),
-// hub_fuzz_test.go (FuzzPeerInput), serve_test.go (real loopback sockets:
+// hub_fuzz_test.go (FuzzPeerInput), idtable_test.go (against a map, and
+// readers racing the writer), serve_test.go (real loopback sockets:
 // WebSocket via gorilla, raw over net.Conn), limits_test.go (Options.MaxTopics
 // over loopback: denied acks, ErrTopicLimit, the counter, one log line,
 // churning peers, racing creators), bench_test.go (BenchmarkFanout).

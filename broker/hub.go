@@ -46,16 +46,18 @@ type Hub struct {
 	enc   encoders
 	srv   serveState // transport side (serve.go)
 
-	// ids maps every live TID and ETID (one number space, §1.7) to a
-	// *topic or a *Peer. Written under mu; read lock-free by the publish path.
-	ids sync.Map
+	// TIDs and ETIDs share one number space (§1.7): an ID is live when
+	// either table has it. Written under mu; read lock-free by the publish
+	// path.
+	topicIDs idTable[topic]
+	peerIDs  idTable[Peer]
 
 	mu        sync.Mutex         // guards the fields below and Peer/topic fields marked "mu"
 	names     map[string]*topic  // topic name → topic, for the hub's lifetime
 	subNames  map[string]uint32  // sub-topic name → id
 	subIDs    map[uint32]string  // sub-topic id → name
 	uids      map[string]*Peer   // UID → connected peer
-	conns     map[*Peer]struct{} // every open peer, connected or in the handshake
+	conns     map[*Peer]struct{} // open peers in their handshake (connected ones are in uids)
 	srvObs    map[uint32]obsFunc // server-side observers by observed id
 	srvCB     map[srvKey]srvSub  // server-side subscription callbacks (master copy)
 	srvCBSnap atomic.Pointer[map[srvKey]srvSub]
@@ -102,7 +104,7 @@ func newHub(opts *Options, enc encoders) *Hub {
 		etid = h.allocIDLocked()
 	}
 	h.server.etid.Store(etid)
-	h.ids.Store(etid, h.server)
+	h.peerIDs.store(etid, h.server)
 	return h
 }
 
@@ -114,25 +116,23 @@ func (h *Hub) allocIDLocked() uint32 {
 		if id == 0 {
 			continue
 		}
-		if _, used := h.ids.Load(id); !used {
+		if !h.idUsed(id) {
 			return id
 		}
 	}
 }
 
+// idUsed reports whether id is a live TID or ETID. Lock-free.
+func (h *Hub) idUsed(id uint32) bool {
+	return h.topicIDs.load(id) != nil || h.peerIDs.load(id) != nil
+}
+
 // lookupID returns the *topic or *Peer registered under id. Lock-free.
 func (h *Hub) lookupID(id uint32) (*topic, *Peer) {
-	v, ok := h.ids.Load(id)
-	if !ok {
-		return nil, nil
+	if t := h.topicIDs.load(id); t != nil {
+		return t, nil
 	}
-	switch x := v.(type) {
-	case *topic:
-		return x, nil
-	case *Peer:
-		return nil, x
-	}
-	return nil, nil
+	return nil, h.peerIDs.load(id)
 }
 
 // Stats is a snapshot of a hub's counters, for metrics.
@@ -153,7 +153,7 @@ type Stats struct {
 // Stats returns the hub's counters. Any goroutine.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
-	s := Stats{Peers: len(h.uids), Handshaking: len(h.conns) - len(h.uids), Topics: len(h.names), Subtopics: len(h.subNames)}
+	s := Stats{Peers: len(h.uids), Handshaking: len(h.conns), Topics: len(h.names), Subtopics: len(h.subNames)}
 	h.mu.Unlock()
 	s.Publishes = h.publishes.Load()
 	s.Deliveries = h.deliveries.Load()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 // countHandler is a slog.Handler that counts the hub's topic-limit
@@ -280,5 +281,14 @@ func TestMaxTopicsDefaults(t *testing.T) {
 				t.Fatalf("MaxTopics %d after fill, want %d", o.MaxTopics, tc.want)
 			}
 		})
+	}
+}
+
+// TestPeerFitsItsSizeClass guards the memory per idle client: a Peer is one
+// 112-byte allocation. A field that not every connected client needs
+// belongs in peerMore.
+func TestPeerFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Peer{}); n > 112 {
+		t.Fatalf("Peer is %d bytes, over the 112-byte size class", n)
 	}
 }

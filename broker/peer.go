@@ -37,21 +37,33 @@ type ConnectInfo struct {
 // Peer is one SMQ client connection, or the hub's server-side pseudo client
 // (IsServer). Hooks receive it; server code may read it (SMQ spec §2.3) and
 // attach its own value with SetUserData. Methods are safe for concurrent use.
+//
+// A Peer is 112 bytes: what every connected client needs is here, what few
+// need (observers, PubFrag assembly, paused input, user data, a Disconnect
+// reason) is in peerMore, allocated by the first of them. Memory per idle
+// client is a headline figure of the broker.
 type Peer struct {
-	h      *Hub
-	c      conn // nil for the server pseudo client
-	raw    bool // raw (Len16) transport; false: WebSocket
-	server bool
-	etid   atomic.Uint32
-	state  atomic.Int32
-	seed   uint32
-	ci     atomic.Pointer[ConnectInfo] // until OnConnect has returned
-	timer  *time.Timer                 // readtmo until Connect; guarded by h.mu
+	h       *Hub
+	c       conn // nil for the server pseudo client
+	raw     bool // raw (Len16) transport; false: WebSocket
+	server  bool
+	maxSize uint16 // set in the handshake, read-only afterwards
+	etid    atomic.Uint32
+	state   atomic.Int32
+	seed    uint32
+	created int32                       // names this peer created (MaxTopicsPerPeer); guarded by h.mu
+	ci      atomic.Pointer[ConnectInfo] // until OnConnect has returned
+	timer   *time.Timer                 // readtmo until Connect; guarded by h.mu
+	uid     string                      // set in the handshake, read-only afterwards; shared with Hub.uids' key
+	topics  map[uint32]*topic           // subscriptions; guarded by h.mu
+	drops   atomic.Uint64
+	more    atomic.Pointer[peerMore]
+}
 
-	// Set in the handshake (loop goroutine) before the peer is registered;
-	// read-only afterwards.
-	uid, info []byte
-	maxSize   uint16
+// peerMore is the part of a Peer that few peers need. Each field keeps the
+// guard it would have in Peer.
+type peerMore struct {
+	info string // the Connect's client info; set in the handshake, read-only afterwards
 
 	// Loop goroutine only.
 	frag         []byte   // PubFrag assembly buffer
@@ -60,12 +72,9 @@ type Peer struct {
 	backlogBytes int
 
 	// Guarded by h.mu.
-	topics    map[uint32]*topic   // subscriptions
 	observing map[uint32]struct{} // ids this peer observes
 	obs       map[*Peer]struct{}  // observers of this peer's ETID
-	created   int                 // names this peer created (MaxTopicsPerPeer)
 
-	drops atomic.Uint64
 	// why is the reason chosen by the hub for a Disconnect it sent; the
 	// transport close that the peer's reaction triggers reports it instead
 	// of a plain I/O error.
@@ -75,14 +84,28 @@ type Peer struct {
 	userData any
 }
 
+// x returns p's peerMore, allocating it on first use. Any goroutine.
+func (p *Peer) x() *peerMore {
+	if m := p.more.Load(); m != nil {
+		return m
+	}
+	p.more.CompareAndSwap(nil, &peerMore{})
+	return p.more.Load()
+}
+
 // Etid returns the peer's ETID (0 before its Connack).
 func (p *Peer) Etid() uint32 { return p.etid.Load() }
 
-// UID returns the client-chosen UID (nil for the server client). Do not modify.
-func (p *Peer) UID() []byte { return p.uid }
+// UID returns the client-chosen UID ("" for the server client).
+func (p *Peer) UID() string { return p.uid }
 
-// Info returns the client info bytes of its Connect. Do not modify.
-func (p *Peer) Info() []byte { return p.info }
+// Info returns the client info of its Connect.
+func (p *Peer) Info() string {
+	if m := p.more.Load(); m != nil {
+		return m.info
+	}
+	return ""
+}
 
 // MaxSize returns the u16 max-size of a version 2 Connect (0 = none/v1).
 func (p *Peer) MaxSize() uint16 { return p.maxSize }
@@ -126,16 +149,21 @@ func (p *Peer) Topics() []uint32 {
 
 // UserData returns the value set with SetUserData.
 func (p *Peer) UserData() any {
-	p.umu.Lock()
-	defer p.umu.Unlock()
-	return p.userData
+	m := p.more.Load()
+	if m == nil {
+		return nil
+	}
+	m.umu.Lock()
+	defer m.umu.Unlock()
+	return m.userData
 }
 
 // SetUserData attaches an application value to the peer.
 func (p *Peer) SetUserData(v any) {
-	p.umu.Lock()
-	p.userData = v
-	p.umu.Unlock()
+	m := p.x()
+	m.umu.Lock()
+	m.userData = v
+	m.umu.Unlock()
 }
 
 // send queues one control message (ack, Change, Connack…) to p.
@@ -165,7 +193,7 @@ func (h *Hub) open(p *Peer) {
 // message handles one SMQ message from p, strictly in arrival order (§1.12).
 // Runs on p's event loop (OnMessage); msg is only valid during the call.
 func (h *Hub) message(p *Peer, msg []byte) {
-	if p.paused {
+	if m := p.more.Load(); m != nil && m.paused {
 		h.buffer(p, msg)
 		return
 	}
@@ -246,8 +274,10 @@ func (h *Hub) handleConnect(p *Peer, msg []byte) {
 		h.refuse(p, ConnackBadVersion, "", ErrProtocol)
 		return
 	}
-	p.uid = bytes.Clone(pk.UID)
-	p.info = bytes.Clone(pk.Text)
+	p.uid = string(pk.UID)
+	if len(pk.Text) > 0 {
+		p.x().info = string(pk.Text)
+	}
 	p.maxSize = pk.MaxSize
 	switch {
 	case h.hooks.AuthenticateAsync != nil:
@@ -285,7 +315,7 @@ func (h *Hub) refuse(p *Peer, code ConnackCode, reason string, err error) {
 // ETID (the old peer gets Disconnect "reconnect" and full cleanup), then
 // Connack, then the tables, then OnConnect (§1.6 step 5).
 func (h *Hub) admit(p *Peer) {
-	uid := string(p.uid)
+	uid := p.uid
 	var want uint32 // ETID inherited from a taken-over peer
 	for {
 		h.mu.Lock()
@@ -303,7 +333,7 @@ func (h *Hub) admit(p *Peer) {
 	}
 	etid := want
 	if etid != 0 {
-		if _, used := h.ids.Load(etid); used {
+		if h.idUsed(etid) {
 			etid = 0
 		}
 	}
@@ -315,8 +345,9 @@ func (h *Hub) admit(p *Peer) {
 	// routed to it can overtake it.
 	p.send(AppendConnack(make([]byte, 0, 6), ConnackAccepted, etid, ""))
 	p.state.Store(stConnected)
+	delete(h.conns, p) // Hub.conns holds the peers in their handshake
 	h.uids[uid] = p
-	h.ids.Store(etid, p)
+	h.peerIDs.store(etid, p)
 	h.mu.Unlock()
 	if ka, ok := p.c.(keepAliver); ok {
 		idle, intv := h.KeepAlive()
@@ -341,7 +372,7 @@ func (h *Hub) closed(p *Peer, err error) { h.terminate(p, err) }
 // terminates p with err. err is recorded before anything is sent, so a close
 // caused by the peer's reaction cannot report a mere I/O error instead.
 func (h *Hub) disconnect(p *Peer, reason string, err error) {
-	p.why.CompareAndSwap(nil, &err)
+	p.x().why.CompareAndSwap(nil, &err)
 	if reason != "" {
 		p.send(AppendDisconnect(nil, reason))
 	}
@@ -358,8 +389,11 @@ func (h *Hub) terminate(p *Peer, err error) {
 	if p.server {
 		return
 	}
-	if why := p.why.Load(); why != nil {
-		err = *why
+	m := p.more.Load()
+	if m != nil {
+		if why := m.why.Load(); why != nil {
+			err = *why
+		}
 	}
 	var later []func()
 	h.mu.Lock()
@@ -372,25 +406,27 @@ func (h *Hub) terminate(p *Peer, err error) {
 	connected := prev == stConnected
 	if connected {
 		etid := p.Etid()
-		if h.uids[string(p.uid)] == p {
-			delete(h.uids, string(p.uid))
+		if h.uids[p.uid] == p {
+			delete(h.uids, p.uid)
 		}
-		if _, d := h.lookupID(etid); d == p {
-			h.ids.Delete(etid)
+		if h.peerIDs.load(etid) == p {
+			h.peerIDs.delete(etid)
 		}
 		for _, t := range p.topics {
 			h.removeSubLocked(t, p, &later)
 		}
-		h.notifyLocked(p.obs, etid, 0, &later)
-		for o := range p.obs {
-			delete(o.observing, etid)
-			if o.server {
-				delete(h.srvObs, etid)
+		if m != nil {
+			h.notifyLocked(m.obs, etid, 0, &later)
+			for o := range m.obs {
+				delete(o.more.Load().observing, etid) // an observer has its peerMore
+				if o.server {
+					delete(h.srvObs, etid)
+				}
 			}
-		}
-		p.obs = nil
-		for id := range p.observing {
-			h.unobserveLocked(p, id)
+			m.obs = nil
+			for id := range m.observing {
+				h.unobserveLocked(p, id)
+			}
 		}
 	}
 	timer := p.timer
@@ -480,20 +516,21 @@ func (h *Hub) clientPubFrag(p *Peer, msg []byte) {
 		h.kill(p, ErrProtocol)
 		return
 	}
-	if p.frag == nil {
-		p.frag = make([]byte, publishHeaderLen, 1024)
+	m := p.x()
+	if m.frag == nil {
+		m.frag = make([]byte, publishHeaderLen, 1024)
 	}
-	p.frag = append(p.frag, msg[publishHeaderLen:]...)
-	if len(p.frag)-publishHeaderLen > MaxPayload {
-		p.frag = nil
+	m.frag = append(m.frag, msg[publishHeaderLen:]...)
+	if len(m.frag)-publishHeaderLen > MaxPayload {
+		m.frag = nil
 		h.kill(p, ErrFragment)
 		return
 	}
 	if binary.BigEndian.Uint32(msg[1:]) == 0 {
 		return // intermediate fragment
 	}
-	whole := p.frag
-	p.frag = p.frag[:publishHeaderLen]
+	whole := m.frag
+	m.frag = m.frag[:publishHeaderLen]
 	if len(whole) > MaxPayload { // BAS counts the 13 header bytes too
 		h.drops.Add(1)
 		h.log.Warn("smq: assembled PubFrag message too large; dropped", "etid", p.Etid(), "bytes", len(whole))
@@ -562,7 +599,7 @@ func (h *Hub) finishSubscribe(p *Peer, name string, ok bool) {
 }
 
 func (h *Hub) mayCreateLocked(p *Peer) bool {
-	return h.opts.MaxTopicsPerPeer <= 0 || p.created < h.opts.MaxTopicsPerPeer
+	return h.opts.MaxTopicsPerPeer <= 0 || int(p.created) < h.opts.MaxTopicsPerPeer
 }
 
 // clientCreate handles Create: PermitTopic(name, false) every time (§1.7),
@@ -683,12 +720,13 @@ func (h *Hub) buffer(p *Peer, msg []byte) {
 	if p.state.Load() == stClosed {
 		return
 	}
-	if len(p.backlog) >= maxBacklog || p.backlogBytes+len(msg) > maxBacklogBytes {
+	m := p.x()
+	if len(m.backlog) >= maxBacklog || m.backlogBytes+len(msg) > maxBacklogBytes {
 		h.kill(p, ErrBacklog)
 		return
 	}
-	p.backlog = append(p.backlog, bytes.Clone(msg))
-	p.backlogBytes += len(msg)
+	m.backlog = append(m.backlog, bytes.Clone(msg))
+	m.backlogBytes += len(msg)
 }
 
 // decide runs an authorisation hook: the async form pauses p until its done
@@ -707,7 +745,7 @@ func (h *Hub) decide(p *Peer, sync func() bool, async bool, start func(done func
 // (once, from any goroutine). resume runs cont on p's loop, then replays the
 // messages that arrived meanwhile, in order. Loop goroutine.
 func (h *Hub) pause(p *Peer) (resume func(cont func())) {
-	p.paused = true
+	p.x().paused = true
 	var once atomic.Bool
 	return func(cont func()) {
 		if !once.CompareAndSwap(false, true) {
@@ -723,18 +761,19 @@ func (h *Hub) pause(p *Peer) (resume func(cont func())) {
 // unpause replays the backlog until it is empty or a message pauses p
 // again. Loop goroutine.
 func (h *Hub) unpause(p *Peer) {
-	p.paused = false
-	for !p.paused && len(p.backlog) > 0 {
-		msg := p.backlog[0]
-		p.backlog[0] = nil
-		p.backlog = p.backlog[1:]
-		p.backlogBytes -= len(msg)
+	m := p.x()
+	m.paused = false
+	for !m.paused && len(m.backlog) > 0 {
+		msg := m.backlog[0]
+		m.backlog[0] = nil
+		m.backlog = m.backlog[1:]
+		m.backlogBytes -= len(msg)
 		if p.state.Load() == stClosed {
 			continue
 		}
 		h.handle(p, msg)
 	}
-	if len(p.backlog) == 0 {
-		p.backlog = nil
+	if len(m.backlog) == 0 {
+		m.backlog = nil
 	}
 }

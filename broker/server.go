@@ -280,7 +280,7 @@ func (h *Hub) Observe(tid uint32, fn func(count int, tid uint32)) bool {
 	}
 	h.mu.Lock()
 	n := h.observeLocked(h.server, tid)
-	if _, registered := h.server.observing[tid]; registered {
+	if _, registered := h.server.x().observing[tid]; registered {
 		h.srvObs[tid] = fn
 	}
 	h.mu.Unlock()
@@ -306,7 +306,10 @@ func (h *Hub) Shutdown(msg string, etid uint32) {
 	var victims []*Peer
 	h.mu.Lock()
 	if etid == 0 {
-		victims = slices.Collect(maps.Keys(h.conns))
+		victims = slices.Collect(maps.Keys(h.conns)) // in the handshake
+		for _, p := range h.uids {
+			victims = append(victims, p)
+		}
 	} else if _, p := h.lookupID(etid); p != nil && !p.server {
 		victims = []*Peer{p}
 	}

@@ -40,7 +40,7 @@ func (h *Hub) newTopicLocked(name string, tid uint32) *topic {
 	t := &topic{tid: tid, name: name}
 	t.subs.Store(&[]*Peer{})
 	h.names[name] = t
-	h.ids.Store(tid, t)
+	h.topicIDs.store(tid, t)
 	return t
 }
 
@@ -52,7 +52,7 @@ func (h *Hub) topicLocked(name string, tid uint32) *topic {
 		return t
 	}
 	if tid != 0 {
-		if _, used := h.ids.Load(tid); used {
+		if h.idUsed(tid) {
 			tid = 0
 		}
 	}
@@ -157,10 +157,11 @@ func (h *Hub) observeLocked(o *Peer, id uint32) int {
 		o.observe(id)
 		return len(*t.subs.Load())
 	case d != nil && d.state.Load() == stConnected:
-		if d.obs == nil {
-			d.obs = map[*Peer]struct{}{}
+		dm := d.x()
+		if dm.obs == nil {
+			dm.obs = map[*Peer]struct{}{}
 		}
-		d.obs[o] = struct{}{}
+		dm.obs[o] = struct{}{}
 		o.observe(id)
 		return -1
 	}
@@ -175,16 +176,21 @@ func (h *Hub) unobserveLocked(o *Peer, id uint32) {
 	case t != nil:
 		delete(t.obs, o)
 	case d != nil:
-		delete(d.obs, o)
+		if dm := d.more.Load(); dm != nil {
+			delete(dm.obs, o)
+		}
 	}
-	delete(o.observing, id)
+	if om := o.more.Load(); om != nil {
+		delete(om.observing, id)
+	}
 }
 
 func (p *Peer) observe(id uint32) {
-	if p.observing == nil {
-		p.observing = map[uint32]struct{}{}
+	m := p.x()
+	if m.observing == nil {
+		m.observing = map[uint32]struct{}{}
 	}
-	p.observing[id] = struct{}{}
+	m.observing[id] = struct{}{}
 }
 
 // topicLimitLogEvery spaces the warnings about refused names: a flood of

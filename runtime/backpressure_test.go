@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -546,5 +547,38 @@ func TestQueueStaysUnderMaxQueue(t *testing.T) {
 	}
 	if maxSeen > maxQueue {
 		t.Fatalf("Queued() reached %d bytes, over MaxQueue %d", maxSeen, maxQueue)
+	}
+}
+
+// TestStagedAnswersOutgrowTheSocket: answers a callback staged (no queue
+// yet) that the kernel takes only in part are queued, and everything
+// reaches the client whole and in order, with a send from another
+// goroutine behind them.
+func TestStagedAnswersOutgrowTheSocket(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	addr, conns := serveHandler(t, ts.r, &echoHandler{}, nil)
+	nc, br, err := rawHandshake(smallBufferDialer(), addr, "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := nextConn(t, conns)
+	smallSendBuffer(t, c)
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<10) // 48 KiB: staged, over both socket buffers
+	if _, err := nc.Write(append(clientFrame(finBinary, big), clientFrame(finBinary, []byte("second"))...)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the answers' rest to wait in the queue", func() bool { return c.Queued() > 0 })
+	if err := c.Send([]byte("third")); err != nil {
+		t.Fatal(err)
+	}
+	r := &rawWS{t: t, nc: nc, br: br}
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i, want := range [][]byte{big, []byte("second"), []byte("third")} {
+		b0, p, err := r.readFrame()
+		if err != nil || b0 != finBinary || !bytes.Equal(p, want) {
+			t.Fatalf("message %d: %#x, %d bytes, %v; want %d bytes", i, b0, len(p), err, len(want))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -71,17 +72,17 @@ type Conn struct {
 	slot     int32  // index in its loop's conns while open
 	lastRead uint32 // coarse clock of the last read (msClock)
 	gc       gnet.Conn
-	wsr      *wsReader // allocated with the first WebSocket input (or with a MaxMessage of its own)
+	wsr      *wsReader // only while parser state is left between reads (see consume), or trimmed
 
 	closingFlag atomic.Bool // a close was requested; stop delivering input
 	wantDrain   atomic.Bool // a send went over HighWater: report OnDrain
-	lastOver    atomic.Bool // the last send left the queue over HighWater
 
 	mu        sync.Mutex // guards lp, snd, cls, the flags below and userData
 	dirty     bool       // flush pending (in a loop's dirty list, or in traffic)
 	inTraffic bool       // the loop is inside a callback of this Conn: it flushes after
 	closing   bool
 	dead      bool
+	maxMsg    int32 // a MaxMessage of its own (0: the reactor's), for the parser made with the next input
 	lp        *loop
 	snd       *sendState  // allocated with the first send
 	cls       *closeState // allocated by the first close
@@ -114,6 +115,7 @@ type sendState struct {
 	own          []byte
 	ownStart     int  // start of the open region of own (valid while ownOpen)
 	ownOpen      bool // pending's last entry is own[ownStart:]
+	used         bool // sent since the loop's last sweep (see Conn.trim)
 	spare        [][]byte
 	ownSpare     []byte
 	outbound     int // bytes in gnet's outbound buffer at the last look
@@ -135,10 +137,8 @@ func (r *Reactor) newConn(h Handler, opts *ConnOptions, framing Framing, client 
 			c.highWater = int32(opts.HighWater)
 			c.maxQueue = max(c.maxQueue, c.highWater)
 		}
-		if opts.MaxMessage > 0 && framing == FramingWebSocket {
-			// The only reader of the limit is the parser: it comes now
-			// instead of the Conn carrying the limit for its lifetime.
-			c.wsr = &wsReader{server: !client, maxMessage: opts.MaxMessage}
+		if opts.MaxMessage > 0 && opts.MaxMessage != r.cfg.MaxMessage && framing == FramingWebSocket {
+			c.maxMsg = int32(min(opts.MaxMessage, math.MaxInt32))
 		}
 		c.userData = opts.UserData
 	}
@@ -238,11 +238,17 @@ func (c *Conn) Execute(fn func()) error {
 // ErrQueueFull (counted) when the queue would pass MaxQueue (a message on an
 // empty queue is always accepted, whatever its size). Check Congested
 // after a send to apply backpressure. Any goroutine.
-func (c *Conn) Send(msg []byte) error { return c.send(ws.OpBinary, msg, nil) }
+func (c *Conn) Send(msg []byte) error {
+	_, err := c.send(ws.OpBinary, msg, nil)
+	return err
+}
 
 // SendText queues msg as a WebSocket text message (as Send for other framings).
 // The caller guarantees msg is valid UTF-8. Any goroutine.
-func (c *Conn) SendText(msg []byte) error { return c.send(ws.OpText, msg, nil) }
+func (c *Conn) SendText(msg []byte) error {
+	_, err := c.send(ws.OpText, msg, nil)
+	return err
+}
 
 // SendBatched is Send (or SendText) whose loop wake-up waits for b.Flush.
 // It also reports whether the queue is now over its high-water mark (what
@@ -253,8 +259,7 @@ func (c *Conn) SendBatched(b *Batch, msg []byte, text bool) (congested bool, err
 	if text {
 		op = ws.OpText
 	}
-	err = c.send(op, msg, b)
-	return c.lastOver.Load(), err
+	return c.send(op, msg, b)
 }
 
 // SendEncoded queues frame, already framed for this connection (see
@@ -267,7 +272,7 @@ func (c *Conn) SendEncoded(frame []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	q := c.snd
+	q := c.queue()
 	q.pending = append(q.pending, frame)
 	q.ownOpen = false
 	c.queued(len(frame), nil)
@@ -289,7 +294,7 @@ func (c *Conn) TrySendEncoded(frame []byte, b *Batch) (bool, error) {
 		c.mu.Unlock()
 		return false, err
 	}
-	q := c.snd
+	q := c.queue()
 	q.pending = append(q.pending, frame)
 	q.ownOpen = false
 	c.queued(len(frame), b)
@@ -304,42 +309,56 @@ func (c *Conn) Ping(payload []byte) error {
 	if len(payload) > maxControlPayload {
 		return errors.New("runtime: ping payload over 125 bytes")
 	}
-	return c.send(ws.OpPing, payload, nil)
+	_, err := c.send(ws.OpPing, payload, nil)
+	return err
 }
 
-func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) error {
+// send frames and queues (or writes) msg and reports whether the queue is
+// now over its high-water mark.
+func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) (over bool, err error) {
 	n := len(msg)
 	switch c.framing {
 	case FramingWebSocket:
 		n += 14
 	case FramingLen16:
 		if len(msg) > MaxLen16Payload {
-			return fmt.Errorf("runtime: message of %d bytes exceeds the length-prefix limit %d", len(msg), MaxLen16Payload)
+			return false, fmt.Errorf("runtime: message of %d bytes exceeds the length-prefix limit %d", len(msg), MaxLen16Payload)
 		}
 		n += 2
 	}
 	c.mu.Lock()
 	if err := c.admit(n); err != nil {
 		c.mu.Unlock()
-		return err
+		return false, err
 	}
 	q := c.snd
-	// Small messages only: a large one goes through the queue, where it
+	// Inside one of the connection's own callbacks (inTraffic: the
+	// handler answering what it read, or a Lua reader the loop resumed)
+	// a connection with no queue stages the message in its loop's buffer,
+	// written when the callback ends: the answers to a whole read go out
+	// in one write, and a connection whose writes the kernel takes whole
+	// never allocates a queue at all.
+	if q == nil && c.inTraffic && c.x == nil && len(c.lp.stage)+n <= int(c.highWater) {
+		c.lp.stage = c.appendMessage(c.lp.stage, op, msg)
+		c.mu.Unlock()
+		c.r.stats.msgsOut.Add(1)
+		return false, nil
+	}
+	// From other goroutines, small messages to an empty queue are written
+	// at once (writeNow). A large one goes through the queue, where it
 	// crosses the high-water mark and a cosocket writer yields for the
-	// drain instead of holding the scheduler through a bulk transfer.
-	// Inside one of the connection's own callbacks (inTraffic: a Lua
-	// reader resumed by the event loop that read the message) queue
-	// instead: the loop flushes when the callback ends, so the answers to
-	// a whole read go out in one write. Nor while a flush is handing
-	// earlier bytes to gnet (inflight): they must reach the socket first.
-	if b != nil && n <= int(c.highWater)/2 && c.x == nil && c.gc != nil && !c.dirty && !c.inTraffic && q.pendingBytes == 0 && q.outbound == 0 && q.inflight == 0 {
+	// drain instead of holding the scheduler through a bulk transfer. Nor
+	// while a flush is handing earlier bytes to gnet (inflight): they must
+	// reach the socket first.
+	empty := q == nil || (q.pendingBytes == 0 && q.outbound == 0 && q.inflight == 0)
+	if b != nil && n <= int(c.highWater)/2 && c.x == nil && c.gc != nil && !c.dirty && !c.inTraffic && empty {
 		return c.writeNow(op, msg, b)
 	}
+	q = c.queue()
 	before := q.openOwn()
 	q.own = c.appendMessage(q.own, op, msg)
 	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	c.queued(len(q.own)-before, b)
-	return nil
+	return c.queued(len(q.own)-before, b), nil
 }
 
 // appendMessage frames msg for the connection.
@@ -359,29 +378,27 @@ func (c *Conn) appendMessage(dst []byte, op ws.OpCode, msg []byte) []byte {
 // and write on the scheduler, like BAS's single dispatcher thread). What the
 // kernel does not take is queued as usual. Called with mu held (closed()
 // takes mu before gnet closes the descriptor, so it is valid here); unlocks.
-func (c *Conn) writeNow(op ws.OpCode, msg []byte, b *Batch) error {
+func (c *Conn) writeNow(op ws.OpCode, msg []byte, b *Batch) (over bool, err error) {
 	b.scratch = c.appendMessage(b.scratch[:0], op, msg)
 	frame := b.scratch
 	if cap(b.scratch) > 64<<10 {
 		b.scratch = nil // do not keep a large message's buffer
 	}
-	n, err := unix.Write(c.gc.Fd(), frame)
-	if err != nil || n < 0 {
+	n, werr := unix.Write(c.gc.Fd(), frame)
+	if werr != nil || n < 0 {
 		n = 0 // EAGAIN, or an error the loop will meet and close on
 	}
 	c.r.stats.bytesOut.Add(uint64(n))
 	if n == len(frame) {
-		c.lastOver.Store(false)
 		c.mu.Unlock()
 		c.r.stats.msgsOut.Add(1)
-		return nil
+		return false, nil
 	}
-	q := c.snd
+	q := c.queue()
 	before := q.openOwn()
 	q.own = append(q.own, frame[n:]...)
 	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	c.queued(len(q.own)-before, b)
-	return nil
+	return c.queued(len(q.own)-before, b), nil
 }
 
 // openOwn makes pending's last entry the open region of own and returns
@@ -400,36 +417,62 @@ func (c *Conn) admit(n int) error {
 	if c.dead || c.closing {
 		return ErrClosed
 	}
-	if c.snd == nil {
-		c.snd = &sendState{}
-	}
 	// A message larger than the whole cap still goes out on an empty queue.
 	// Bytes a flush is writing count here (the hard cap holds at every
 	// moment) but not against the high-water mark: a loop thread that the
 	// OS preempts mid-flush must not make a fast reader look slow.
-	if q := c.snd.pendingBytes + c.snd.outbound + c.snd.inflight; q > 0 && q+n > int(c.maxQueue) {
+	q := c.queuedLocked()
+	if c.snd != nil {
+		c.snd.used = true
+		q += c.snd.inflight
+	}
+	if q > 0 && q+n > int(c.maxQueue) {
 		c.r.stats.queueDrops.Add(1)
 		return ErrQueueFull
 	}
 	return nil
 }
 
-// queuedLocked returns the bytes queued and not yet taken by the kernel. mu held.
+// queue returns the connection's send queue, allocating it with the first
+// message that must wait; what the current callback staged moves in first,
+// since it was sent first. Called with mu held.
+func (c *Conn) queue() *sendState {
+	if c.snd != nil {
+		return c.snd
+	}
+	q := &sendState{used: true}
+	c.snd = q
+	if c.inTraffic && len(c.lp.stage) > 0 {
+		before := q.openOwn()
+		q.own = append(q.own, c.lp.stage...)
+		q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+		q.pendingBytes += len(q.own) - before
+		c.lp.stage = c.lp.stage[:0]
+		c.dirty = true // endCallback flushes it
+	}
+	return q
+}
+
+// queuedLocked returns the bytes queued (or staged by the current
+// callback) and not yet taken by the kernel. mu held.
 func (c *Conn) queuedLocked() int {
 	if c.snd == nil {
+		if c.inTraffic && c.lp != nil {
+			return len(c.lp.stage)
+		}
 		return 0
 	}
 	return c.snd.pendingBytes + c.snd.outbound
 }
 
-// queued accounts for n queued bytes, schedules a flush and unlocks mu.
-func (c *Conn) queued(n int, b *Batch) {
+// queued accounts for n queued bytes, schedules a flush, unlocks mu and
+// reports whether the queue is over its high-water mark.
+func (c *Conn) queued(n int, b *Batch) (over bool) {
 	c.snd.pendingBytes += n
-	over := c.queuedLocked() > int(c.highWater)
+	over = c.queuedLocked() > int(c.highWater)
 	if over {
 		c.wantDrain.Store(true)
 	}
-	c.lastOver.Store(over)
 	wake := false
 	if !c.dirty {
 		c.dirty = true
@@ -441,6 +484,7 @@ func (c *Conn) queued(n int, b *Batch) {
 	if wake {
 		lp.markDirty(c, b)
 	}
+	return over
 }
 
 // Queued returns the bytes queued and not yet accepted by the kernel. Any goroutine.
@@ -479,10 +523,7 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 		return nil
 	}
 	if c.framing == FramingWebSocket && code != 0 {
-		if c.snd == nil {
-			c.snd = &sendState{}
-		}
-		q := c.snd
+		q := c.queue()
 		before := q.openOwn()
 		q.own = appendFrame(q.own, ws.OpClose, closePayload(code, reason), c.client)
 		q.pending[len(q.pending)-1] = q.own[q.ownStart:]
@@ -602,15 +643,48 @@ func (c *Conn) consumeCarry() {
 	}
 }
 
-// endCallback leaves callback context and flushes what the callback queued. Loop only.
+// endCallback leaves callback context and writes what the callback staged
+// or queued. Loop only.
 func (c *Conn) endCallback() {
 	c.mu.Lock()
 	c.inTraffic = false
+	if st := c.lp.stage; len(st) > 0 {
+		c.writeStaged(st)
+		if cap(st) > 64<<10 {
+			st = nil // do not keep a large answer's buffer
+		}
+		c.lp.stage = st[:0]
+	}
 	dirty := c.dirty
 	c.mu.Unlock()
 	if dirty {
 		c.flush()
 	}
+}
+
+// writeStaged writes what a callback staged straight to the socket (there
+// is no queue: see send) and queues what the kernel does not take. The
+// write happens under mu, so no other sender's bytes can overtake it; gnet
+// must hold nothing of ours (a 101 it could not write whole). Loop only,
+// mu held.
+func (c *Conn) writeStaged(st []byte) {
+	n := 0
+	if c.isOpen && c.gc.OutboundBuffered() == 0 {
+		var err error
+		if n, err = unix.Write(c.gc.Fd(), st); err != nil || n < 0 {
+			n = 0 // EAGAIN, or an error the loop will meet and close on
+		}
+		c.r.stats.bytesOut.Add(uint64(n))
+	}
+	if n == len(st) {
+		return
+	}
+	q := c.queue()
+	before := q.openOwn()
+	q.own = append(q.own, st[n:]...)
+	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+	q.pendingBytes += len(q.own) - before
+	c.dirty = true
 }
 
 // consume parses buf and delivers what is complete; it returns the bytes
@@ -629,10 +703,20 @@ func (c *Conn) consume(buf []byte) int {
 	case FramingLen16:
 		n, cerr = splitLen16(buf, c)
 	default:
-		if c.wsr == nil {
-			c.wsr = &wsReader{server: !c.client, maxMessage: c.r.cfg.MaxMessage}
+		r := c.wsr
+		if r == nil {
+			// Most reads hold whole frames: parse with the loop's reader
+			// and give the connection one of its own only when state is
+			// left over (a partial frame, a fragmented message), so an
+			// idle connection has none.
+			r = &c.lp.wsr
+			*r = wsReader{server: !c.client, maxMessage: c.maxMessage()}
 		}
-		n, cerr = c.wsr.parse(buf, c)
+		n, cerr = r.parse(buf, c)
+		if r != c.wsr && cerr == nil && (n < len(buf) || r.fragging) {
+			own := *r
+			c.wsr = &own
+		}
 	}
 	if cerr != nil && cerr != errStop {
 		c.closingFlag.Store(true) // no more input, even if a close is already under way
@@ -642,6 +726,14 @@ func (c *Conn) consume(buf []byte) int {
 		return len(buf)
 	}
 	return n
+}
+
+// maxMessage is the connection's inbound message limit.
+func (c *Conn) maxMessage() int {
+	if c.maxMsg > 0 {
+		return int(c.maxMsg)
+	}
+	return c.r.cfg.MaxMessage
 }
 
 // onLen16 receives one SMQ raw message from splitLen16. Loop only.
@@ -658,7 +750,7 @@ func (c *Conn) onFrame(ev wsEvent) bool {
 		c.r.stats.msgsIn.Add(1)
 		c.h.OnMessage(c, ev.payload, ev.op == ws.OpText)
 	case ws.OpPing:
-		_ = c.send(ws.OpPong, ev.payload, nil)
+		_, _ = c.send(ws.OpPong, ev.payload, nil)
 	case ws.OpPong:
 		// lastRead was refreshed by the read itself.
 	case ws.OpClose:

@@ -24,6 +24,8 @@ type loop struct {
 	scheduled bool
 
 	// Loop-only state.
+	stage     []byte   // what the Conn in a callback sent with no queue of its own (Conn.send); guarded by that Conn's mu
+	wsr       wsReader // parses the Conns that keep no parser of their own (Conn.consume)
 	spare     []*Conn
 	tlsBuf    []byte             // plaintext scratch for TLS connections
 	conns     []*Conn            // every open Conn of this loop, at its Conn.slot
@@ -166,7 +168,8 @@ func (lp *loop) checkCongested() {
 // silent has long been pinged or closed.
 func msClock(unixNano int64) uint32 { return uint32(unixNano / int64(time.Millisecond)) }
 
-// sweep pings silent connections and closes idle ones. Loop only.
+// sweep pings silent connections, closes idle ones and trims quiet ones.
+// Loop only.
 func (lp *loop) sweep() {
 	now := msClock(lp.r.now.Load())
 	ping, idle := lp.r.cfg.PingInterval, lp.r.cfg.IdleTimeout
@@ -179,6 +182,30 @@ func (lp *loop) sweep() {
 			_ = c.Close(CloseGoingAway, "idle timeout")
 		case ping > 0 && silent >= ping && c.framing == FramingWebSocket:
 			_ = c.Ping(nil)
+		default:
+			c.trim(silent >= sweepEvery)
 		}
 	}
+}
+
+// trim gives back the send queue of a connection that sent nothing since
+// the last sweep and has nothing queued, and the WebSocket parser of one
+// that has been silent for a sweep with no partial input: most of a
+// million-connection server's connections are idle, and these buffers
+// (about 300 bytes with their backing arrays) are a third of an idle
+// connection's memory. Both come back with the next send or read. Loop only.
+func (c *Conn) trim(silent bool) {
+	if silent && c.wsr != nil && c.leftIn == 0 && (c.x == nil || len(c.x.carry) == 0) && !c.wsr.fragging {
+		c.wsr = nil
+	}
+	c.mu.Lock()
+	if q := c.snd; q != nil && !c.closing {
+		switch {
+		case q.used:
+			q.used = false
+		case !c.dirty && q.pendingBytes == 0 && q.outbound == 0 && q.inflight == 0:
+			c.snd = nil
+		}
+	}
+	c.mu.Unlock()
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gorilla/websocket"
 	"golang.org/x/sys/unix"
 )
 
@@ -383,4 +384,82 @@ func TestUpgradeHeldResponse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQuietConnectionIsTrimmed: an echo whose answer the kernel takes
+// whole allocates neither a send queue nor a parser of its own; a send
+// from another goroutine queues, a frame cut in two keeps a parser, and a
+// sweep later both are gone again, while the connection keeps working.
+func TestQuietConnectionIsTrimmed(t *testing.T) {
+	r, err := New(Config{Loops: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+	})
+	addr, conns := serveHandler(t, r, &echoHandler{}, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := nextConn(t, conns)
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+
+	held := func() (snd, wsr bool) {
+		done := make(chan bool, 1)
+		if err := c.Execute(func() { done <- c.wsr != nil }); err != nil {
+			t.Fatal(err)
+		}
+		wsr = <-done
+		c.mu.Lock()
+		snd = c.snd != nil
+		c.mu.Unlock()
+		return snd, wsr
+	}
+	expect := func(msg string) {
+		t.Helper()
+		if _, got, err := ws.ReadMessage(); err != nil || string(got) != msg {
+			t.Fatalf("read %q, %v; want %q", got, err, msg)
+		}
+	}
+
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("echo")); err != nil {
+		t.Fatal(err)
+	}
+	expect("echo")
+	if snd, wsr := held(); snd || wsr {
+		t.Fatalf("after a whole echo: send queue %v, parser %v; want neither", snd, wsr)
+	}
+
+	// A send from another goroutine without a Batch goes through a queue.
+	if err := c.Send([]byte("from the server")); err != nil {
+		t.Fatal(err)
+	}
+	expect("from the server")
+	if snd, _ := held(); !snd {
+		t.Fatal("no send queue after a queued send")
+	}
+	waitFor(t, 5*time.Second, "the quiet connection's queue to be trimmed", func() bool { snd, _ := held(); return !snd })
+
+	// A frame cut in two leaves parser state between the reads.
+	frame := clientFrame(finBinary, []byte("cut in two"))
+	nc := ws.NetConn()
+	if _, err := nc.Write(frame[:4]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a parser for the partial frame", func() bool { _, wsr := held(); return wsr })
+	if _, err := nc.Write(frame[4:]); err != nil {
+		t.Fatal(err)
+	}
+	expect("cut in two")
+	waitFor(t, 5*time.Second, "the silent connection's parser to be trimmed", func() bool { _, wsr := held(); return !wsr })
+
+	if err := ws.WriteMessage(websocket.BinaryMessage, []byte("after the trims")); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the trims")
 }

@@ -186,6 +186,11 @@ func (r *Reactor) ExecuteOn(loop int, fn func()) error {
 	return lp.execute(fn)
 }
 
+// sweepEvery is how often each loop sweeps its connections (pings, idle
+// closes, trimming the buffers of quiet ones) unless PingInterval or
+// IdleTimeout ask for more.
+const sweepEvery = time.Second
+
 // tick drives the coarse clock, drain checks of congested connections and
 // the ping/idle sweep. It is the reactor's only goroutine besides gnet's loops.
 func (r *Reactor) tick() {
@@ -195,8 +200,8 @@ func (r *Reactor) tick() {
 	lastSweep, lastGate := time.Now(), time.Now()
 	fast := false // ticking every millisecond for congested queues
 	// Sweep often enough that PingInterval and IdleTimeout keep their
-	// meaning when they are short: at most a second, at least a tick.
-	every := time.Second
+	// meaning when they are short: at most sweepEvery, at least a tick.
+	every := sweepEvery
 	for _, d := range []time.Duration{r.cfg.PingInterval / 2, r.cfg.IdleTimeout / 4} {
 		if d > 0 && d < every {
 			every = max(d, 5*time.Millisecond)
@@ -222,7 +227,7 @@ func (r *Reactor) tick() {
 					watching = true
 					_ = lp.execute(lp.checkCongested)
 				}
-				if sweep && (r.cfg.PingInterval > 0 || r.cfg.IdleTimeout > 0) {
+				if sweep {
 					_ = lp.execute(lp.sweep)
 				}
 			}
@@ -334,6 +339,9 @@ func (e *engine) recoverHandler(c *Conn, where string, action *gnet.Action) {
 	e.r.log.Error("runtime: handler panicked; closing its connection", "callback", where, "remote", c.remoteAddr(), "panic", v, "stack", string(debug.Stack()))
 	c.closingFlag.Store(true) // no more input
 	c.mu.Lock()
+	if c.inTraffic && c.lp != nil {
+		c.lp.stage = c.lp.stage[:0] // the connection is closing: drop what it staged
+	}
 	c.inTraffic = false // the callback did not reach endCallback
 	c.mu.Unlock()
 	*action = gnet.Close // gnet closes the socket and calls OnClose (closed() is idempotent)

@@ -36,6 +36,8 @@ func (c *benchConn) SendEncoded(frame []byte) error {
 	return nil
 }
 
+func (c *benchConn) CallbackBatch() *runtime.Batch { return nil }
+
 func (c *benchConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
 	return true, c.SendEncoded(frame)
 }
@@ -79,7 +81,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				h.route(msg, tid)
+				h.route(msg, tid, nil)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})

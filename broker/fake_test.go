@@ -41,6 +41,8 @@ func (f *fakeConn) Send(msg []byte) error {
 	return nil
 }
 
+func (f *fakeConn) CallbackBatch() *runtime.Batch { return nil }
+
 func (f *fakeConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
 	if f.Congested() {
 		return false, nil

@@ -22,6 +22,9 @@ type conn interface {
 	// TrySendEncoded queues an already framed message unless the queue is
 	// over its high-water mark (false); b defers the loop wake-up to b.Flush.
 	TrySendEncoded(frame []byte, b *runtime.Batch) (bool, error)
+	// CallbackBatch is the batch of the event loop's callback in progress
+	// (nil: none), flushed when the callback ends. Only from OnMessage.
+	CallbackBatch() *runtime.Batch
 	Congested() bool
 	Close(code uint16, reason string) error // idempotent
 	RemoteAddr() net.Addr
@@ -191,7 +194,11 @@ func clientIP(a net.Addr) string {
 // topic. It returns the number of recipients. Runs on the caller's goroutine
 // (an event loop for client publishes) and takes no lock: topic subscriber
 // sets are copy-on-write snapshots.
-func (h *Hub) route(msg []byte, tid uint32) int {
+//
+// b, when not nil, is the publisher's callback batch (the writes wait for
+// the end of the callback, so all the publishes of one read leave in one
+// write per subscriber); otherwise route writes before it returns.
+func (h *Hub) route(msg []byte, tid uint32, b *runtime.Batch) int {
 	h.publishes.Add(1)
 	t, d := h.lookupID(tid)
 	n := 0
@@ -200,15 +207,15 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 		h.deliverServer(msg)
 		n = 1
 	case d != nil:
-		var f frames
+		f := frames{b: b}
 		if h.sendTo(d, msg, &f) {
 			n = 1
 		}
-		f.batch.Flush()
+		f.flush()
 	case t != nil:
-		// One wake-up per event loop for the whole fan-out, after every
-		// recipient's queue has the frame.
-		var f frames
+		// One write per recipient for the whole fan-out, from this
+		// goroutine, once every recipient's queue has the frame.
+		f := frames{b: b}
 		for _, s := range *t.subs.Load() {
 			if s.server {
 				h.deliverServer(msg)
@@ -217,7 +224,7 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 				n++
 			}
 		}
-		f.batch.Flush()
+		f.flush()
 	}
 	if n == 0 {
 		h.undelivered.Add(1)
@@ -228,15 +235,27 @@ func (h *Hub) route(msg []byte, tid uint32) int {
 }
 
 // frames holds a message encoded once per transport, filled lazily, and the
-// batch of loop wake-ups of one routing call.
+// batch its sends go through: a callback's (b) or its own.
 type frames struct {
 	ws, raw []byte
-	batch   runtime.Batch
+	b       *runtime.Batch
+	own     runtime.Batch
 }
 
+func (f *frames) batch() *runtime.Batch {
+	if f.b != nil {
+		return f.b
+	}
+	return &f.own
+}
+
+// flush writes what went through the frames' own batch (a callback's
+// batch is flushed by the loop when the callback ends).
+func (f *frames) flush() { f.own.Flush() }
+
 // sendTo queues msg to client peer s, applying the slow-consumer policy.
-// The caller must call f.batch.Flush() when done: until then the wake-up
-// of s's event loop (and of any send to that loop) waits.
+// The caller must call f.flush() when done: until then the write to s
+// (and any other send to s) waits.
 func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 	if s.state.Load() != stConnected {
 		return false
@@ -258,7 +277,7 @@ func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 		}
 		frame = f.ws
 	}
-	sent, err := s.c.TrySendEncoded(frame, &f.batch)
+	sent, err := s.c.TrySendEncoded(frame, f.batch())
 	switch {
 	case err != nil:
 		s.drops.Add(1)

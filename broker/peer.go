@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tarponrt/tarpon/runtime"
 )
 
 // Peer states. A peer moves forward only.
@@ -477,7 +479,7 @@ func (h *Hub) clientPublish(p *Peer, msg []byte) {
 		return
 	}
 	if h.hooks.OnPublish == nil && h.hooks.OnPublishAsync == nil && h.hooks.OnDrop == nil {
-		h.route(msg, tid)
+		h.route(msg, tid, p.c.CallbackBatch())
 		return
 	}
 	m := Message{Data: msg[publishHeaderLen:], Tid: tid, Ptid: ptid, Subtid: binary.BigEndian.Uint32(msg[9:])}
@@ -489,18 +491,18 @@ func (h *Hub) clientPublish(p *Peer, msg []byte) {
 		h.hooks.OnPublishAsync(p, m, func(ok bool) {
 			resume(func() {
 				if ok && p.state.Load() == stConnected {
-					h.finishPublish(p, own, m)
+					h.finishPublish(p, own, m, nil) // on p's loop, outside a callback
 				}
 			})
 		})
 	case h.hooks.OnPublish != nil && !h.hooks.OnPublish(p, m):
 	default:
-		h.finishPublish(p, msg, m)
+		h.finishPublish(p, msg, m, p.c.CallbackBatch())
 	}
 }
 
-func (h *Hub) finishPublish(p *Peer, msg []byte, m Message) {
-	if h.route(msg, m.Tid) == 0 && h.hooks.OnDrop != nil {
+func (h *Hub) finishPublish(p *Peer, msg []byte, m Message, b *runtime.Batch) {
+	if h.route(msg, m.Tid, b) == 0 && h.hooks.OnDrop != nil {
 		h.hooks.OnDrop(p, m)
 	}
 }

@@ -111,7 +111,7 @@ func (h *Hub) Publish(data []byte, tid, subtid uint32) (int, error) {
 		return 0, ErrPayloadTooBig
 	}
 	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), tid, h.ServerEtid(), subtid, data)
-	return h.route(msg, tid), nil
+	return h.route(msg, tid, nil), nil
 }
 
 // PublishTopic is Publish by names: topic and subtopic are created on
@@ -150,7 +150,7 @@ func (h *Hub) PubOn(data []byte, toEtid, fromEtid, subtid uint32) bool {
 	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), toEtid, fromEtid, subtid, data)
 	var f frames
 	ok := h.sendTo(to, msg, &f)
-	f.batch.Flush()
+	f.flush()
 	if ok {
 		h.deliveries.Add(1)
 	}

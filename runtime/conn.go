@@ -473,18 +473,107 @@ func (c *Conn) queued(n int, b *Batch) (over bool) {
 	if over {
 		c.wantDrain.Store(true)
 	}
-	wake := false
+	// The first send that leaves bytes waiting arranges their write: the
+	// end of the callback the connection is in, the Batch's Flush, or a
+	// flush pass of its loop.
+	wake, batched := false, false
 	if !c.dirty {
 		c.dirty = true
-		wake = !c.inTraffic && c.lp != nil
+		if !c.inTraffic && c.lp != nil {
+			batched = b != nil
+			wake = !batched
+		}
 	}
 	lp := c.lp
 	c.mu.Unlock()
 	c.r.stats.msgsOut.Add(1)
-	if wake {
-		lp.markDirty(c, b)
+	if batched {
+		b.conns = append(b.conns, c)
+	} else if wake {
+		lp.markDirty(c)
 	}
 	return over
+}
+
+// flushDirect writes c's queue from a Batch owner's goroutine, so that a
+// broadcast or a scheduler turn costs no event-loop wake-up. It does when
+// the queue is the socket's only pending output (nothing in gnet's buffer
+// or in flight, no TLS, no close under way) and c is in no callback (whose
+// end flushes it anyway); otherwise, and with what the kernel does not
+// take, c goes to its loop's flush pass. mu is held through the write, so
+// no other sender can overtake it, and closed() takes mu before gnet
+// closes the descriptor. Any goroutine.
+func (c *Conn) flushDirect() {
+	c.mu.Lock()
+	q := c.snd
+	if !c.dirty || q == nil || c.inTraffic {
+		c.mu.Unlock() // flushed meanwhile, or the callback's end will
+		return
+	}
+	if c.x != nil || c.gc == nil || c.dead || c.closing || q.inflight > 0 || q.outbound > 0 {
+		lp := c.lp
+		c.mu.Unlock()
+		lp.markDirty(c)
+		return
+	}
+	n := 0
+	for rest := q.pending; len(rest) > 0; {
+		chunk := rest[:min(len(rest), 1024)] // IOV_MAX
+		rest = rest[len(chunk):]
+		w, err := unix.Writev(c.gc.Fd(), chunk)
+		if err != nil || w < 0 {
+			break // EAGAIN, or an error the loop will meet and close on
+		}
+		n += w
+		if w < chunkLen(chunk) {
+			break
+		}
+	}
+	c.r.stats.bytesOut.Add(uint64(n))
+	if n == q.pendingBytes {
+		clear(q.pending)
+		q.pending, q.own = q.pending[:0], q.own[:0]
+		q.ownOpen = false
+		q.pendingBytes = 0
+		if !c.wantDrain.Load() {
+			c.dirty = false
+			c.mu.Unlock()
+			return
+		}
+		// A writer waits for OnDrain: the loop reports it (its flush
+		// pass finds the queue empty).
+	} else {
+		q.drop(n) // gnet takes the rest and watches the socket
+	}
+	lp := c.lp
+	c.mu.Unlock()
+	lp.markDirty(c)
+}
+
+// drop removes the first n bytes of pending (written). Called with mu held.
+func (q *sendState) drop(n int) {
+	q.pendingBytes -= n
+	i := 0
+	for ; i < len(q.pending) && n >= len(q.pending[i]); i++ {
+		n -= len(q.pending[i])
+	}
+	if i < len(q.pending) {
+		q.pending[i] = q.pending[i][n:]
+		if i == len(q.pending)-1 {
+			q.ownOpen = false // the open region of own no longer starts the entry
+		}
+	}
+	m := copy(q.pending, q.pending[i:])
+	clear(q.pending[m:])
+	q.pending = q.pending[:m]
+}
+
+func chunkLen(bufs [][]byte) int {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	return n
 }
 
 // Queued returns the bytes queued and not yet accepted by the kernel. Any goroutine.
@@ -542,7 +631,7 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 	lp := c.lp
 	c.mu.Unlock()
 	if wake {
-		lp.markDirty(c, nil)
+		lp.markDirty(c)
 	}
 	return nil
 }
@@ -660,6 +749,24 @@ func (c *Conn) endCallback() {
 	if dirty {
 		c.flush()
 	}
+	c.lp.scheduleBatch()
+}
+
+// CallbackBatch returns the Batch of the event loop running c's OnOpen or
+// OnMessage: what is sent through it is written by that loop once it has
+// handled the events of its current wake-up, one write per recipient for
+// all of them (a publish routed to many subscribers, or many publishes in
+// one read or one pass). Nil outside such a callback
+// (a function run by Execute, say): the caller then uses a Batch of its
+// own. c's loop goroutine only.
+func (c *Conn) CallbackBatch() *Batch {
+	c.mu.Lock()
+	in := c.inTraffic
+	c.mu.Unlock()
+	if !in {
+		return nil
+	}
+	return &c.lp.batch
 }
 
 // writeStaged writes what a callback staged straight to the socket (there

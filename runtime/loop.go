@@ -18,6 +18,7 @@ type loop struct {
 	el        gnet.EventLoop
 	idx       int
 	flushTask gnet.Runnable
+	batchTask gnet.Runnable
 
 	mu        sync.Mutex // guards dirty and scheduled
 	dirty     []*Conn
@@ -26,6 +27,8 @@ type loop struct {
 	// Loop-only state.
 	stage     []byte   // what the Conn in a callback sent with no queue of its own (Conn.send); guarded by that Conn's mu
 	wsr       wsReader // parses the Conns that keep no parser of their own (Conn.consume)
+	batch     Batch    // Conn.CallbackBatch, flushed by batchTask
+	batchDue  bool     // batchTask is scheduled
 	spare     []*Conn
 	tlsBuf    []byte             // plaintext scratch for TLS connections
 	conns     []*Conn            // every open Conn of this loop, at its Conn.slot
@@ -41,25 +44,16 @@ func (lp *loop) execute(fn func()) error {
 	}))
 }
 
-// markDirty queues c for the next flush pass. With a Batch the wake-up of
-// the loop is left to Batch.Flush. Safe for concurrent use.
-func (lp *loop) markDirty(c *Conn, b *Batch) {
+// markDirty queues c for the next flush pass. Safe for concurrent use.
+func (lp *loop) markDirty(c *Conn) {
 	lp.mu.Lock()
 	lp.dirty = append(lp.dirty, c)
 	wake := !lp.scheduled
 	lp.scheduled = true
 	lp.mu.Unlock()
-	if !wake {
-		return
+	if wake {
+		lp.wake()
 	}
-	if b != nil {
-		if b.pending == nil {
-			b.pending = b.buf[:0]
-		}
-		b.pending = append(b.pending, lp)
-		return
-	}
-	lp.wake()
 }
 
 // wake schedules a flush pass on the loop.
@@ -72,26 +66,50 @@ func (lp *loop) wake() {
 	}
 }
 
-// Batch gathers the event-loop wake-ups of many sends made by one goroutine
-// and issues them once, in Flush: a goroutine that answers many connections
-// in one turn (the Lua scheduler) then costs each loop one wake-up per turn
-// instead of one per message. A Batch belongs to one goroutine. Until Flush,
-// sends through it wait, and so do other goroutines' sends to the same
-// loops: a Batch that is never flushed stalls those loops' writes. Flush at
-// the end of every turn, on every path.
+// Batch defers the writes of many sends made by one goroutine to Flush,
+// which writes each connection's queue once, from that goroutine: a
+// goroutine that sends to many connections in one turn (the Lua scheduler
+// answering its tasks, an event loop routing the publishes of one read)
+// then makes one write per recipient however many messages it sent each,
+// and wakes no event loop for it. A Batch belongs to one goroutine. Until
+// Flush, sends through it wait, and so do other goroutines' sends to the
+// same connections: a Batch that is never flushed stalls them. Flush at the
+// end of every turn, on every path.
 type Batch struct {
-	pending []*loop
-	buf     [4]*loop // pending's first backing array: no allocation for few loops
-	scratch []byte   // frames written at once by SendBatched
+	conns   []*Conn // queued through the batch, in order of their first send
+	scratch []byte  // frames written at once by SendBatched
 }
 
-// Flush wakes the loops that sends through b left waiting. Owner goroutine only.
+// Flush writes what sends through b queued. Owner goroutine only.
 func (b *Batch) Flush() {
-	for i, lp := range b.pending {
-		lp.wake()
-		b.pending[i] = nil
+	for i, c := range b.conns {
+		c.flushDirect()
+		b.conns[i] = nil
 	}
-	b.pending = b.pending[:0]
+	b.conns = b.conns[:0]
+	if cap(b.conns) > 1<<16 {
+		b.conns = nil // do not keep a huge fan-out's list
+	}
+}
+
+// scheduleBatch arranges for the callback batch to be flushed once the loop
+// has handled the events of its current wake-up: the publishes of every
+// read in that pass then leave in one write per recipient. (gnet runs
+// tasks after the next poll, so under load more input is read first and
+// the writes grow; when idle the task runs at once.) Loop only.
+func (lp *loop) scheduleBatch() {
+	if lp.batchDue || len(lp.batch.conns) == 0 {
+		return
+	}
+	lp.batchDue = true
+	if err := lp.el.Execute(context.Background(), lp.batchTask); err != nil {
+		lp.flushBatch() // the engine is stopping: write now
+	}
+}
+
+func (lp *loop) flushBatch() {
+	lp.batchDue = false
+	lp.batch.Flush()
 }
 
 // flush writes every dirty connection's queue. Loop only.

@@ -160,6 +160,7 @@ func (r *Reactor) loopFor(el gnet.EventLoop) *loop {
 	if lp == nil {
 		lp = &loop{r: r, el: el, idx: len(r.byIndex)}
 		lp.flushTask = gnet.RunnableFunc(func(context.Context) error { lp.flush(); return nil })
+		lp.batchTask = gnet.RunnableFunc(func(context.Context) error { lp.flushBatch(); return nil })
 		r.loops[el] = lp
 		r.byIndex = append(r.byIndex, lp)
 	}
@@ -344,6 +345,9 @@ func (e *engine) recoverHandler(c *Conn, where string, action *gnet.Action) {
 	}
 	c.inTraffic = false // the callback did not reach endCallback
 	c.mu.Unlock()
+	if c.lp != nil {
+		c.lp.scheduleBatch() // what the callback routed to others still goes out
+	}
 	*action = gnet.Close // gnet closes the socket and calls OnClose (closed() is idempotent)
 }
 

@@ -17,11 +17,23 @@
 // Peers hold no goroutine. Each peer's messages are handled on its
 // connection's event-loop goroutine (runtime.Handler callbacks), strictly in
 // arrival order (§1.12). A publish is routed on the publisher's loop: it
-// looks the destination up in an idTable (lock-free reads), loads the topic's copy-on-write
-// subscriber slice, encodes the message once per transport
-// (runtime.AppendServerFrame / runtime.AppendLen16) and hands the same bytes
-// to every recipient with Conn.SendEncoded. Sends never block; a congested
-// recipient gets the SlowConsumer policy.
+// looks the destination up in an idTable (lock-free reads), loads the
+// topic's copy-on-write subscriber slice, encodes the message once per
+// transport (runtime.AppendServerFrame / runtime.AppendLen16) and queues the
+// same bytes to every recipient (Conn.TrySendEncoded) through the
+// publisher's callback batch (runtime.Conn.CallbackBatch): once the loop has
+// handled the events of its wake-up it writes every recipient's queue
+// itself, one write per recipient for all the publishes of that pass, and
+// wakes no other loop. Server-side publishes use a batch of their own,
+// written before Publish returns. Sends never block; a congested recipient
+// gets the SlowConsumer policy.
+//
+// # Memory per idle client
+//
+// A connected client costs its runtime.Conn, a 112-byte Peer (rarely
+// needed state is in peerMore), its UID string (shared with the UID
+// table's key) and one slot in each of the UID table and an idTable.
+// ConnectInfo goes once OnConnect has returned.
 //
 // Hooks run on the loop of the peer concerned, outside the hub lock.
 // Server-side callbacks run on whichever goroutine routed the message (a
@@ -42,9 +54,9 @@
 // call OnClose, which takes Hub.mu). Conn.Send/SendEncoded are called under
 // it (they only queue). peerMore.umu guards user data only and nests
 // inside nothing. The publish path takes no lock: Hub.topicIDs and
-// Hub.peerIDs (idTable), topic.subs
-// (atomic.Pointer to an immutable slice) and the server callback snapshot
-// (atomic.Pointer to an immutable map) are read lock-free.
+// Hub.peerIDs (idTable), topic.subs (atomic.Pointer to an immutable slice)
+// and the server callback snapshot (atomic.Pointer to an immutable map)
+// are read lock-free.
 //
 // # Files
 //

@@ -22,14 +22,32 @@
 //
 // gnet runs one event loop per core, each on a locked OS thread; a Conn's
 // reads, parsing and Handler callbacks happen on its loop. Writes may come
-// from any goroutine: Send appends to the Conn's queue under its mutex and
-// puts the Conn on its loop's dirty list; one task per burst flushes every
-// dirty Conn of the loop (writev), so a broadcast costs each loop one
-// wake-up. A Batch defers even that wake-up to the end of a caller's turn
-// (the Lua scheduler). One ticker goroutine per reactor refreshes a coarse
-// clock, polls the drain of congested queues (gnet has no "drained"
-// callback), pings and reaps idle connections, and forgets idle admission
-// entries.
+// from any goroutine, and take one of four paths:
+//
+//   - In a callback of the Conn (a handler answering what it read), a Conn
+//     with no queue stages the message in its loop's buffer, written in one
+//     write when the callback ends (Conn.endCallback); only what the kernel
+//     does not take makes the Conn a queue.
+//   - Through a Batch (the Lua scheduler's turn, an event loop routing a
+//     publish with Conn.CallbackBatch): messages are queued, and Flush
+//     writes each Conn's queue once, from the Batch owner's goroutine, when
+//     that queue is the socket's only pending output (flushDirect) — one
+//     write per recipient for all it was sent, and no loop wake-up. A
+//     loop's callback batch is flushed once the loop has handled the events
+//     of its wake-up, so the publishes of a whole pass share the writes.
+//   - A small message to an empty queue from another goroutine with a
+//     Batch is written at once (writeNow).
+//   - Otherwise Send appends to the Conn's queue under its mutex and puts
+//     the Conn on its loop's dirty list; one task per burst flushes every
+//     dirty Conn of the loop through gnet (writev), which keeps what the
+//     socket does not take and is watched until it drains.
+//
+// Direct writes hold Conn.mu through the syscall, so no other sender
+// overtakes them, and happen only while gnet holds none of the Conn's
+// bytes. One ticker goroutine per reactor refreshes a coarse clock, polls
+// the drain of congested queues (gnet has no "drained" callback), sweeps
+// each loop once a second (pings, idle closes, trimming quiet Conns), and
+// forgets idle admission entries.
 //
 // # Locks
 //
@@ -42,7 +60,11 @@
 // An idle connection costs no goroutine and as few bytes as the design
 // allows: the Conn is one 144-byte object (what few connections need hangs
 // off it lazily: connExtra, the send queue, the close state, the WebSocket
-// parser); it keeps no copy of the addresses gnet already holds (RemoteAddr
+// parser). A connection whose writes the kernel takes whole never gets a
+// send queue (answers are staged in the loop's buffer), and one whose
+// reads hold whole frames never gets a parser (the loop's parses them);
+// the sweep gives back both from a connection quiet for a second (trim),
+// so holes left by short-lived buffers do not pin memory either. It keeps no copy of the addresses gnet already holds (RemoteAddr
 // is saved only when the connection closes); the loops list their Conns in
 // slices indexed by Conn.slot rather than maps; and the IPs of the
 // *net.TCPAddr pair gnet keeps per connection are shared copies (addr.go),

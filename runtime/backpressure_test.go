@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -579,6 +580,54 @@ func TestStagedAnswersOutgrowTheSocket(t *testing.T) {
 		b0, p, err := r.readFrame()
 		if err != nil || b0 != finBinary || !bytes.Equal(p, want) {
 			t.Fatalf("message %d: %#x, %d bytes, %v; want %d bytes", i, b0, len(p), err, len(want))
+		}
+	}
+}
+
+// TestBatchFlushWritesInOrder: messages queued through a Batch reach every
+// recipient whole and in order when Flush writes them, several per write,
+// also when a recipient's socket takes only part (the rest goes through its
+// loop) and when other senders write to it in between.
+func TestBatchFlushWritesInOrder(t *testing.T) {
+	ts := newTestServer(t, Config{HighWater: 4 << 20, MaxQueue: 8 << 20}) // the clients read only at the end
+	addr, conns := serveHandler(t, ts.r, &funcHandler{}, nil)
+	type client struct {
+		nc net.Conn
+		r  *rawWS
+		c  *Conn
+	}
+	var cs []client
+	for i := 0; i < 3; i++ {
+		nc, br, err := rawHandshake(smallBufferDialer(), addr, "/ws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		c := nextConn(t, conns)
+		smallSendBuffer(t, c)
+		cs = append(cs, client{nc: nc, r: &rawWS{t: t, nc: nc, br: br}, c: c})
+	}
+	const rounds, perFlush = 40, 10
+	payload := func(i int) []byte { return append(bytes.Repeat([]byte{'x'}, 2000), strconv.Itoa(i)...) }
+	var b Batch
+	for i := 0; i < rounds*perFlush; i++ {
+		frame := AppendServerFrame(nil, false, payload(i))
+		for _, cl := range cs {
+			if ok, err := cl.c.TrySendEncoded(frame, &b); err != nil || !ok {
+				t.Fatalf("message %d: queued %v, %v", i, ok, err)
+			}
+		}
+		if i%perFlush == perFlush-1 {
+			b.Flush()
+		}
+	}
+	for _, cl := range cs {
+		_ = cl.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for i := 0; i < rounds*perFlush; i++ {
+			b0, p, err := cl.r.readFrame()
+			if err != nil || b0 != finBinary || !bytes.Equal(p, payload(i)) {
+				t.Fatalf("message %d: %#x, %d bytes, %v", i, b0, len(p), err)
+			}
 		}
 	}
 }

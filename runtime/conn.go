@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -503,7 +504,7 @@ func (c *Conn) queued(n int, b *Batch) (over bool) {
 // take, c goes to its loop's flush pass. mu is held through the write, so
 // no other sender can overtake it, and closed() takes mu before gnet
 // closes the descriptor. Any goroutine.
-func (c *Conn) flushDirect() {
+func (c *Conn) flushDirect(b *Batch) {
 	c.mu.Lock()
 	q := c.snd
 	if !c.dirty || q == nil || c.inTraffic {
@@ -525,7 +526,7 @@ func (c *Conn) flushDirect() {
 		if len(chunk) == 1 {
 			w, err = unix.Write(c.gc.Fd(), chunk[0]) // a fan-out's usual case, and cheaper in the kernel
 		} else {
-			w, err = unix.Writev(c.gc.Fd(), chunk)
+			w, err = writev(c.gc.Fd(), chunk, &b.iov)
 		}
 		if err != nil || w < 0 {
 			break // EAGAIN, or an error the loop will meet and close on
@@ -572,6 +573,30 @@ func (q *sendState) drop(n int) {
 	m := copy(q.pending, q.pending[i:])
 	clear(q.pending[m:])
 	q.pending = q.pending[:m]
+}
+
+// writev is writev(2) with iov as its reused scratch: unix.Writev
+// allocates its iovec array on every call, which a fan-out pays per
+// recipient.
+func writev(fd int, bufs [][]byte, iov *[]unix.Iovec) (int, error) {
+	v := (*iov)[:0]
+	for _, b := range bufs {
+		if len(b) > 0 {
+			e := unix.Iovec{Base: &b[0]}
+			e.SetLen(len(b))
+			v = append(v, e)
+		}
+	}
+	if len(v) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+	clear(v) // keep no buffer alive
+	*iov = v[:0]
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 func chunkLen(bufs [][]byte) int {

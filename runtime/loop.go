@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // loop is the runtime's state for one gnet event loop. Writers on any
@@ -78,12 +79,13 @@ func (lp *loop) wake() {
 type Batch struct {
 	conns   []*Conn // queued through the batch, in order of their first send
 	scratch []byte  // frames written at once by SendBatched
+	iov     []unix.Iovec
 }
 
 // Flush writes what sends through b queued. Owner goroutine only.
 func (b *Batch) Flush() {
 	for i, c := range b.conns {
-		c.flushDirect()
+		c.flushDirect(b)
 		b.conns[i] = nil
 	}
 	b.conns = b.conns[:0]

@@ -560,19 +560,25 @@ func (c *Conn) flushDirect(b *Batch) {
 // drop removes the first n bytes of pending (written). Called with mu held.
 func (q *sendState) drop(n int) {
 	q.pendingBytes -= n
-	i := 0
-	for ; i < len(q.pending) && n >= len(q.pending[i]); i++ {
-		n -= len(q.pending[i])
+	rest := advance(q.pending, n)
+	if len(rest) <= 1 {
+		q.ownOpen = false // the last entry may no longer be own's whole open region
 	}
-	if i < len(q.pending) {
-		q.pending[i] = q.pending[i][n:]
-		if i == len(q.pending)-1 {
-			q.ownOpen = false // the open region of own no longer starts the entry
-		}
-	}
-	m := copy(q.pending, q.pending[i:])
+	m := copy(q.pending, rest)
 	clear(q.pending[m:])
 	q.pending = q.pending[:m]
+}
+
+// advance drops the first n bytes of bufs, in place, and returns the rest.
+func advance(bufs [][]byte, n int) [][]byte {
+	i := 0
+	for ; i < len(bufs) && n >= len(bufs[i]); i++ {
+		n -= len(bufs[i])
+	}
+	if i < len(bufs) {
+		bufs[i] = bufs[i][n:]
+	}
+	return bufs[i:]
 }
 
 // writev is writev(2) with iov as its reused scratch: unix.Writev
@@ -939,7 +945,7 @@ func (c *Conn) flush() {
 			} else if len(chunk) == 1 {
 				_, _ = c.gc.Write(chunk[0])
 			} else {
-				_, _ = c.gc.Writev(chunk)
+				c.writevLoop(chunk)
 			}
 		}
 		c.r.stats.bytesOut.Add(uint64(n))
@@ -961,6 +967,23 @@ func (c *Conn) flush() {
 	}
 	c.mu.Unlock()
 	c.afterFlush(out, closing)
+}
+
+// writevLoop writes bufs on the loop: with writev and the loop's iovec
+// scratch while gnet holds nothing of c's (gnet's Writev allocates an iovec
+// array per call), and through gnet, which keeps it, for what the socket
+// does not take. bufs is modified. Loop only.
+func (c *Conn) writevLoop(bufs [][]byte) {
+	if c.gc.OutboundBuffered() == 0 {
+		n, err := writev(c.gc.Fd(), bufs, &c.lp.iov)
+		if err != nil || n < 0 {
+			n = 0 // EAGAIN, or an error gnet meets next and closes on
+		}
+		if bufs = advance(bufs, n); len(bufs) == 0 {
+			return
+		}
+	}
+	_, _ = c.gc.Writev(bufs)
 }
 
 // afterFlush starts watching a connection whose bytes wait in gnet's buffer

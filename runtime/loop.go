@@ -30,6 +30,7 @@ type loop struct {
 	wsr       wsReader // parses the Conns that keep no parser of their own (Conn.consume)
 	batch     Batch    // Conn.CallbackBatch, flushed by batchTask
 	batchDue  bool     // batchTask is scheduled
+	iov       []unix.Iovec
 	spare     []*Conn
 	tlsBuf    []byte             // plaintext scratch for TLS connections
 	conns     []*Conn            // every open Conn of this loop, at its Conn.slot

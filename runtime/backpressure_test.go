@@ -66,6 +66,21 @@ func smallSendBuffer(t testing.TB, c *Conn) {
 	}
 }
 
+// slowPeer connects a client with small socket buffers to a serveHandler
+// server at addr and shrinks the server side's send buffer, so that little
+// of what the server sends fits in the kernel.
+func slowPeer(t *testing.T, addr string, conns <-chan *Conn) (net.Conn, *rawWS, *Conn) {
+	t.Helper()
+	nc, br, err := rawHandshake(smallBufferDialer(), addr, "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := nextConn(t, conns)
+	smallSendBuffer(t, c)
+	return nc, &rawWS{t: t, nc: nc, br: br}, c
+}
+
 func nextConn(t testing.TB, conns <-chan *Conn) *Conn {
 	t.Helper()
 	select {
@@ -506,13 +521,7 @@ func TestQueueStaysUnderMaxQueue(t *testing.T) {
 	const highWater, maxQueue = 16 << 10, 64 << 10
 	ts := newTestServer(t, Config{HighWater: highWater, MaxQueue: maxQueue})
 	addr, conns := serveHandler(t, ts.r, &funcHandler{}, nil)
-	nc, _, err := rawHandshake(smallBufferDialer(), addr, "/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nextConn(t, conns)
-	smallSendBuffer(t, c)
+	_, _, c := slowPeer(t, addr, conns)
 
 	var refused atomic.Int64
 	stop := make(chan struct{})
@@ -558,13 +567,7 @@ func TestQueueStaysUnderMaxQueue(t *testing.T) {
 func TestStagedAnswersOutgrowTheSocket(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	addr, conns := serveHandler(t, ts.r, &echoHandler{}, nil)
-	nc, br, err := rawHandshake(smallBufferDialer(), addr, "/ws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nextConn(t, conns)
-	smallSendBuffer(t, c)
+	nc, r, c := slowPeer(t, addr, conns)
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<10) // 48 KiB: staged, over both socket buffers
 	if _, err := nc.Write(append(clientFrame(finBinary, big), clientFrame(finBinary, []byte("second"))...)); err != nil {
@@ -574,7 +577,6 @@ func TestStagedAnswersOutgrowTheSocket(t *testing.T) {
 	if err := c.Send([]byte("third")); err != nil {
 		t.Fatal(err)
 	}
-	r := &rawWS{t: t, nc: nc, br: br}
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i, want := range [][]byte{big, []byte("second"), []byte("third")} {
 		b0, p, err := r.readFrame()
@@ -598,14 +600,8 @@ func TestBatchFlushWritesInOrder(t *testing.T) {
 	}
 	var cs []client
 	for i := 0; i < 3; i++ {
-		nc, br, err := rawHandshake(smallBufferDialer(), addr, "/ws")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		c := nextConn(t, conns)
-		smallSendBuffer(t, c)
-		cs = append(cs, client{nc: nc, r: &rawWS{t: t, nc: nc, br: br}, c: c})
+		nc, r, c := slowPeer(t, addr, conns)
+		cs = append(cs, client{nc: nc, r: r, c: c})
 	}
 	const rounds, perFlush = 40, 10
 	payload := func(i int) []byte { return append(bytes.Repeat([]byte{'x'}, 2000), strconv.Itoa(i)...) }

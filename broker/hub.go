@@ -20,7 +20,7 @@ type conn interface {
 	Send(msg []byte) error          // frames msg for the transport; copies it
 	SendEncoded(frame []byte) error // already framed; shared, not copied
 	// TrySendEncoded queues an already framed message unless the queue is
-	// over its high-water mark (false); b defers the loop wake-up to b.Flush.
+	// over its high-water mark (false); b defers the write to b.Flush.
 	TrySendEncoded(frame []byte, b *runtime.Batch) (bool, error)
 	// CallbackBatch is the batch of the event loop's callback in progress
 	// (nil: none), flushed when the callback ends. Only from OnMessage.

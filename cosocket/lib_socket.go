@@ -64,8 +64,9 @@ type Lib struct {
 	active     atomic.Int64
 	inboxDrops atomic.Uint64
 
-	// batch defers the event-loop wake-ups of writes made on the VM
-	// goroutine to the end of the scheduler's turn. VM goroutine only.
+	// batch defers the writes made on the VM goroutine that could not go
+	// out at once to the end of the scheduler's turn, when it writes each
+	// socket's queue once itself. VM goroutine only.
 	batch runtime.Batch
 
 	// runners holds each event loop's scheduler.Runner, by loop index,

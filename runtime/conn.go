@@ -251,7 +251,8 @@ func (c *Conn) SendText(msg []byte) error {
 	return err
 }
 
-// SendBatched is Send (or SendText) whose loop wake-up waits for b.Flush.
+// SendBatched is Send (or SendText) through b: a small message to an empty
+// queue is written at once, anything else waits for b.Flush.
 // It also reports whether the queue is now over its high-water mark (what
 // Congested would say), saving the writer a second look. The goroutine that
 // owns b only.
@@ -283,7 +284,7 @@ func (c *Conn) SendEncoded(frame []byte) error {
 // TrySendEncoded is SendEncoded for a broadcast: it queues frame only when
 // the queue is not over its high-water mark (false: the caller applies its
 // slow-consumer policy), in one lock where Congested + SendEncoded take two.
-// With a non-nil b the loop's wake-up waits for b.Flush (b's goroutine only).
+// With a non-nil b the write waits for b.Flush (b's goroutine only).
 func (c *Conn) TrySendEncoded(frame []byte, b *Batch) (bool, error) {
 	c.mu.Lock()
 	if c.queuedLocked() > int(c.highWater) {

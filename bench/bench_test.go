@@ -387,7 +387,7 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 		"--rpc-peers", "tarpon-smq", "--rpc-clients", "5", "--rpc-transports", "ws,raw",
 		"--http-peers", "tarpon-lua", "--http-conns", "3",
 		"--tls-peers", "tarpon-echo-tls", "--smq-idle-conns", "20", "--raw-peers", "gorilla-echo",
-		"--report", dir, "--results", results}, &out, io.Discard)
+		"--timers", "2000", "--report", dir, "--results", results}, &out, io.Discard)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1 (one peer failed)\n%s", code, out.String())
 	}
@@ -402,7 +402,8 @@ func TestSuiteReportsFailedPeer(t *testing.T) {
 		"| gorilla-bcast | bcast | 10 | 1 | 100/s |", "| gorilla-bcast | bcast | 10 | 1 | 2 in flight |",
 		"| tarpon-smq | smq | 10 | 1 | 2 in flight |", "### SMQ rpc", "| tarpon-smq | ws | /smq | 5 |", "| tarpon-smq | raw | /smq | 5 |",
 		"### HTTP", "| tarpon-lua | http | / | 3 |", "### Targets", "fan-out 10 subs, 2 in flight: tarpon-smq deliveries/s ÷ best peer (gorilla-bcast)",
-		"lua-echo 5 conns, batch 1: server CPU per message ÷ gorilla-echo's", "lua idle 20 conns"} {
+		"lua-echo 5 conns, batch 1: server CPU per message ÷ gorilla-echo's", "lua idle 20 conns",
+		"### Lua timers", "| 2000 | 0.5 | 0.2 | 2000 |", "2000 Lua timers armed: p99 firing lateness (all 2000 fired: yes)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("RESULTS.md lacks %q:\n%s", want, md)
 		}
@@ -431,6 +432,23 @@ func wellFormed(b []byte) error {
 			return err
 		}
 	}
+}
+
+// TestRunTimers: every armed ba.timer fires, close to its deadline, and
+// the armed timers show up as live heap.
+func TestRunTimers(t *testing.T) {
+	const n = 5000
+	r := RunTimers(n, 300*time.Millisecond, 500*time.Millisecond)
+	if r.Err != "" || r.Fired != n {
+		t.Fatalf("%d of %d fired, err %q", r.Fired, n, r.Err)
+	}
+	if r.BytesPerTimer <= 0 || r.ArmMicros <= 0 {
+		t.Fatalf("heap %.0f B per timer, arm %.2f µs: want both positive", r.BytesPerTimer, r.ArmMicros)
+	}
+	if r.LateP50 > r.LateP99 || r.LateP99 > r.LateMax || r.LateMax > 1000 {
+		t.Fatalf("lateness p50 %.2f, p99 %.2f, max %.2f ms", r.LateP50, r.LateP99, r.LateMax)
+	}
+	t.Logf("%.0f B/timer, arm %.2f µs, late p50 %.2f p99 %.2f max %.2f ms", r.BytesPerTimer, r.ArmMicros, r.LateP50, r.LateP99, r.LateMax)
 }
 
 func TestFanout(t *testing.T) {

@@ -68,6 +68,7 @@ type config struct {
 	fanoutInFlight string
 	fanoutDuration time.Duration
 	rpcPeers       string
+	timers         int
 	rpcClients     int
 	rpcTransports  string
 	smqIdleConns   string
@@ -136,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsPeers, "tls-peers", "tarpon-echo-tls,gorilla-echo-tls", "suite: echo over wss:// against these peers (self-signed certificates); empty skips")
 	fs.StringVar(&c.httpPeers, "http-peers", "tarpon-lua", "suite: http peers (GET --path); empty skips http")
 	fs.IntVar(&c.httpConns, "http-conns", 50, "suite: http keep-alive connections")
+	fs.IntVar(&c.timers, "timers", 100000, "suite: Lua timers armed at once (ba.timer); 0 skips")
 	fs.StringVar(&c.path, "path", "/", "http: request path")
 	fs.BoolVar(&c.jsonOut, "json", false, "print results as JSON")
 	fs.BoolVar(&c.peers, "peers", false, "run the side-by-side suite against every peer")

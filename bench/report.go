@@ -23,6 +23,7 @@ type Report struct {
 	Fanout   []FanoutSummary `json:"fanout,omitempty"`
 	RPC      []EchoSummary   `json:"rpc,omitempty"`
 	HTTP     []EchoSummary   `json:"http,omitempty"`
+	Timers   []TimerResult   `json:"timers,omitempty"`
 	Failures []PeerFailure   `json:"failures,omitempty"`
 }
 
@@ -293,6 +294,19 @@ func (r *Report) Markdown() string {
 		b.WriteString("### HTTP\n\n")
 		b.WriteString("Plain GET of an LSP page over keep-alive connections, one request outstanding per connection (closed loop); latency is request to complete response.\n\n")
 		r.roundTrips(&b, r.HTTP, "conns", "req/s")
+	}
+	if len(r.Timers) > 0 {
+		b.WriteString("### Lua timers\n\n")
+		b.WriteString("ba.timer objects armed from one Lua task on a scheduler like the server's (in the harness's process), each with its own closure; " +
+			"their deadlines are spread evenly over a window that starts once arming is over. Heap is live bytes after a GC per armed timer; " +
+			"lateness is each firing against its deadline, on the VM goroutine.\n\n")
+		b.WriteString("| timers | due from s | over s | fired | heap bytes per timer | arm µs per timer | late p50 ms | late p99 ms | late max ms | notes |\n" +
+			"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, x := range r.Timers {
+			fmt.Fprintf(&b, "| %d | %.1f | %.1f | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s |\n",
+				x.Timers, x.FirstDue, x.Spread, x.Fired, x.BytesPerTimer, x.ArmMicros, x.LateP50, x.LateP99, x.LateMax, cell(x.Err))
+		}
+		b.WriteString("\n")
 	}
 	if t := r.targets(); t != "" {
 		b.WriteString(t)

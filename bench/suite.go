@@ -177,6 +177,13 @@ func runSuite(c *config, log io.Writer) *Report {
 		rep.HTTP = append(rep.HTTP, r)
 		fmt.Fprintf(log, "bench:   %s\n", r.line())
 	}
+	if c.timers > 0 {
+		fmt.Fprintf(log, "bench: %d Lua timers ...\n", c.timers)
+		first, spread := timerSchedule(c.timers)
+		r := RunTimers(c.timers, first, spread)
+		rep.Timers = append(rep.Timers, r)
+		fmt.Fprintf(log, "bench:   %d fired, %.0f B/timer, late p99 %.2f ms %s\n", r.Fired, r.BytesPerTimer, r.LateP99, r.Err)
+	}
 	rep.Finished = time.Now()
 	return rep
 }
@@ -228,6 +235,9 @@ func (c *config) command() string {
 	}
 	if c.httpPeers != "" {
 		parts = append(parts, fmt.Sprintf("--http-peers %s --http-conns %d --path %s", c.httpPeers, c.httpConns, c.path))
+	}
+	if c.timers > 0 {
+		parts = append(parts, fmt.Sprintf("--timers %d", c.timers))
 	}
 	if c.resultsFile != "" {
 		parts = append(parts, "--results "+c.resultsFile)

@@ -158,6 +158,14 @@ func (r *Report) targets() string {
 		rows = append(rows, fmt.Sprintf("| idle SMQ %d clients over %s (past Connack): %s RSS per connection | %.2f KiB | ≤ %.1f KiB | %s |",
 			x.Opened, transportCell(x.Transport, false), fanoutTarponPeer, v, smqIdleKiBTarget, verdict(v <= smqIdleKiBTarget)))
 	}
+	// Timer resolution with 100k armed (issue 4: ≤ 10 ms).
+	for _, x := range r.Timers {
+		if x.Fired == 0 {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %d Lua timers armed: p99 firing lateness (all %d fired: %s) | %.2f ms | ≤ %.0f ms | %s |",
+			x.Timers, x.Timers, yesNo(x.Fired == x.Timers), x.LateP99, timerLateTarget, verdict(x.Fired == x.Timers && x.LateP99 <= timerLateTarget)))
+	}
 	if len(rows) == 0 {
 		return ""
 	}
@@ -171,4 +179,11 @@ func (r *Report) targets() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

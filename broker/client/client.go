@@ -212,8 +212,15 @@ func (c *Client) handshake(ctx context.Context) (*transport, error) {
 	defer stop()
 	fail := func(err error) (*transport, error) {
 		t.close()
-		if ctx.Err() != nil && !errors.As(err, new(*ConnackError)) {
-			return nil, fmt.Errorf("smq client: handshake: %w", ctx.Err())
+		// The socket's deadline is ctx's: its i/o timeout can come a
+		// moment before ctx reports the deadline.
+		late := !dl.IsZero() && !time.Now().Before(dl)
+		if (ctx.Err() != nil || late) && !errors.As(err, new(*ConnackError)) {
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("smq client: handshake: %w", cause)
 		}
 		return nil, err
 	}

@@ -185,3 +185,59 @@ func echoBursts(c net.Conn, id, bursts, burst int) error {
 	}
 	return nil
 }
+
+// TestQueuedThenCloseInOrder: messages that arrive while the reader is not
+// parked in read queue, come out of the next reads in order, and the close
+// that came after them is reported only once they are read.
+func TestQueuedThenCloseInOrder(t *testing.T) {
+	for _, loops := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d loops", loops), func(t *testing.T) {
+			e := newEnvLoops(t, Config{}, loops)
+			e.loop.Do(func(L *lua.LState) {
+				if err := L.DoString(`
+					serve("/q", function(request)
+						local s = ba.socket.req2sock(request)
+						s:event(function(s)
+							local got = {(s:read())}
+							held = true
+							waitfor(function() return go end, 5000)
+							while true do
+								local d, err = s:read()
+								if not d then got[#got+1] = err break end
+								got[#got+1] = d
+							end
+							report(table.concat(got, ","))
+						end, "s")
+					end)`); err != nil {
+					t.Fatal(err)
+				}
+			})
+			c := dialUpgrade(t, e, "/q", true)
+			writeText(t, c, "m0")
+			// Wait until the reader holds m0 and waits for go, then send the
+			// rest and the close: they all queue behind the busy reader.
+			waitFor(t, "the reader to take m0", func() bool {
+				held := false
+				e.loop.Do(func(L *lua.LState) { held = L.GetGlobal("held") == lua.LTrue })
+				return held
+			})
+			for i := 1; i <= 5; i++ {
+				writeText(t, c, fmt.Sprintf("m%d", i))
+			}
+			if _, err := c.Write([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}); err != nil {
+				t.Fatal(err)
+			}
+			// Let the queued input reach the socket's rx queue first.
+			waitFor(t, "the close to be queued", func() bool { return e.r.Stats().Open == 0 })
+			e.loop.Do(func(L *lua.LState) { L.SetGlobal("go", lua.LTrue) })
+			select {
+			case got := <-e.reports:
+				if want := "m0,m1,m2,m3,m4,m5,socketclosed"; got != want {
+					t.Fatalf("got %q, want %q", got, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no report")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,55 @@ func BenchmarkRunnerEcho(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Run(deliver)
+	}
+}
+
+// BenchmarkRunnerEchoMany is BenchmarkRunnerEcho over many tasks resumed
+// round-robin, as a server's connections are: each resume finds its
+// coroutine out of the CPU caches.
+func BenchmarkRunnerEchoMany(b *testing.B) {
+	for _, n := range []int{1, 1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			l, _ := newTestLoop(b, Config{})
+			tasks := make([]*Task, 0, n)
+			msg := lua.LString("0123456789012345678901234567890123456789012345678901234567890123")
+			l.Do(func(L *lua.LState) {
+				mt := L.NewTypeMetatable("benchsock")
+				L.SetField(mt, "__index", L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+					"read": func(L *lua.LState) int {
+						L.CheckUserData(1)
+						return Current(L).Park(L)
+					},
+					"write": func(L *lua.LState) int {
+						L.CheckUserData(1)
+						if Current(L) == nil {
+							L.RaiseError("not in a task")
+						}
+						L.Push(lua.LTrue)
+						return 1
+					},
+				}))
+				fn := mustLoad(b, l, `local s = ... while true do local d, t = s:read() if not d then break end s:write(d, t) end`)
+				for i := 0; i < n; i++ {
+					ud := L.NewUserData()
+					L.SetMetatable(ud, mt)
+					t, err := l.Spawn(fn, ud)
+					if err != nil {
+						b.Fatal(err)
+					}
+					tasks = append(tasks, t)
+				}
+			})
+			r := l.NewRunner()
+			i := 0
+			deliver := func(*lua.LState) { l.Resume(tasks[i], msg, lua.LFalse) }
+			b.ReportAllocs()
+			b.ResetTimer()
+			for k := 0; k < b.N; k++ {
+				i = k % n
+				for !r.TryRun(deliver) {
+				}
+			}
+		})
 	}
 }

@@ -207,24 +207,24 @@ func (h *Hub) route(msg []byte, tid uint32, b *runtime.Batch) int {
 		h.deliverServer(msg)
 		n = 1
 	case d != nil:
-		f := frames{b: b}
-		if h.sendTo(d, msg, &f) {
+		f := getFrames(b)
+		if h.sendTo(d, msg, f) {
 			n = 1
 		}
-		f.flush()
+		f.done()
 	case t != nil:
 		// One write per recipient for the whole fan-out, from this
 		// goroutine, once every recipient's queue has the frame.
-		f := frames{b: b}
+		f := getFrames(b)
 		for _, s := range *t.subs.Load() {
 			if s.server {
 				h.deliverServer(msg)
 				n++
-			} else if h.sendTo(s, msg, &f) {
+			} else if h.sendTo(s, msg, f) {
 				n++
 			}
 		}
-		f.flush()
+		f.done()
 	}
 	if n == 0 {
 		h.undelivered.Add(1)
@@ -249,12 +249,31 @@ func (f *frames) batch() *runtime.Batch {
 	return &f.own
 }
 
-// flush writes what went through the frames' own batch (a callback's
-// batch is flushed by the loop when the callback ends).
-func (f *frames) flush() { f.own.Flush() }
+// framesPool recycles frames: a route's frames escape to the heap (the
+// batch goes through the conn interface), and a publish must not cost an
+// allocation for them. The own batch keeps its lists' capacity.
+var framesPool = sync.Pool{New: func() any { return new(frames) }}
+
+// getFrames returns empty frames whose sends go through b (nil: their own
+// batch). Release them with done.
+func getFrames(b *runtime.Batch) *frames {
+	f := framesPool.Get().(*frames)
+	f.b = b
+	return f
+}
+
+// done writes what went through the frames' own batch (a callback's batch
+// is flushed by the loop once it has handled its wake-up's events) and
+// returns the frames to the pool. The encodings are left to the recipients'
+// queues, which may still hold them.
+func (f *frames) done() {
+	f.own.Flush()
+	f.ws, f.raw, f.b = nil, nil, nil
+	framesPool.Put(f)
+}
 
 // sendTo queues msg to client peer s, applying the slow-consumer policy.
-// The caller must call f.flush() when done: until then the write to s
+// The caller must call f.done() when done: until then the write to s
 // (and any other send to s) waits.
 func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 	if s.state.Load() != stConnected {

@@ -148,9 +148,9 @@ func (h *Hub) PubOn(data []byte, toEtid, fromEtid, subtid uint32) bool {
 		return false
 	}
 	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), toEtid, fromEtid, subtid, data)
-	var f frames
-	ok := h.sendTo(to, msg, &f)
-	f.flush()
+	f := getFrames(nil)
+	ok := h.sendTo(to, msg, f)
+	f.done()
 	if ok {
 		h.deliveries.Add(1)
 	}

@@ -38,6 +38,8 @@ func (c *benchConn) SendEncoded(frame []byte) error {
 
 func (c *benchConn) CallbackBatch() *runtime.Batch { return nil }
 
+func (c *benchConn) TrySend(msg []byte, _ *runtime.Batch) (bool, error) { return true, c.Send(msg) }
+
 func (c *benchConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
 	return true, c.SendEncoded(frame)
 }

@@ -43,6 +43,13 @@ func (f *fakeConn) Send(msg []byte) error {
 
 func (f *fakeConn) CallbackBatch() *runtime.Batch { return nil }
 
+func (f *fakeConn) TrySend(msg []byte, _ *runtime.Batch) (bool, error) {
+	if f.Congested() {
+		return false, nil
+	}
+	return true, f.Send(msg)
+}
+
 func (f *fakeConn) TrySendEncoded(frame []byte, _ *runtime.Batch) (bool, error) {
 	if f.Congested() {
 		return false, nil

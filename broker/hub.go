@@ -22,6 +22,9 @@ type conn interface {
 	// TrySendEncoded queues an already framed message unless the queue is
 	// over its high-water mark (false); b defers the write to b.Flush.
 	TrySendEncoded(frame []byte, b *runtime.Batch) (bool, error)
+	// TrySend is TrySendEncoded for one recipient: msg is framed (copied)
+	// by the connection.
+	TrySend(msg []byte, b *runtime.Batch) (bool, error)
 	// CallbackBatch is the batch of the event loop's callback in progress
 	// (nil: none), flushed when the callback ends. Only from OnMessage.
 	CallbackBatch() *runtime.Batch
@@ -208,7 +211,7 @@ func (h *Hub) route(msg []byte, tid uint32, b *runtime.Batch) int {
 		n = 1
 	case d != nil:
 		f := getFrames(b)
-		if h.sendTo(d, msg, f) {
+		if h.sendOne(d, msg, f) {
 			n = 1
 		}
 		f.done()
@@ -276,12 +279,7 @@ func (f *frames) done() {
 // The caller must call f.done() when done: until then the write to s
 // (and any other send to s) waits.
 func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
-	if s.state.Load() != stConnected {
-		return false
-	}
-	if s.raw && len(msg) > MaxRawMessage {
-		h.oversize.Add(1)
-		h.drops.Add(1)
+	if !h.deliverable(s, msg) {
 		return false
 	}
 	var frame []byte
@@ -297,6 +295,37 @@ func (h *Hub) sendTo(s *Peer, msg []byte, f *frames) bool {
 		frame = f.ws
 	}
 	sent, err := s.c.TrySendEncoded(frame, f.batch())
+	return h.sent(s, sent, err)
+}
+
+// sendOne is sendTo for a message routed to s alone: the connection frames
+// a copy, so no encoding is allocated for it.
+func (h *Hub) sendOne(s *Peer, msg []byte, f *frames) bool {
+	if !h.deliverable(s, msg) {
+		return false
+	}
+	sent, err := s.c.TrySend(msg, f.batch())
+	return h.sent(s, sent, err)
+}
+
+// deliverable reports whether msg may go to s: s is connected and msg fits
+// its transport (counted as a drop when it does not).
+func (h *Hub) deliverable(s *Peer, msg []byte) bool {
+	if s.state.Load() != stConnected {
+		return false
+	}
+	if s.raw && len(msg) > MaxRawMessage {
+		h.oversize.Add(1)
+		h.drops.Add(1)
+		return false
+	}
+	return true
+}
+
+// sent applies the outcome of a send to s: an error is a drop, a refusal
+// (over the high-water mark) the slow-consumer policy. It reports whether
+// the message was queued.
+func (h *Hub) sent(s *Peer, sent bool, err error) bool {
 	switch {
 	case err != nil:
 		s.drops.Add(1)

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -110,9 +111,20 @@ func (h *Hub) Publish(data []byte, tid, subtid uint32) (int, error) {
 	if len(data) > MaxPayload {
 		return 0, ErrPayloadTooBig
 	}
-	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), tid, h.ServerEtid(), subtid, data)
-	return h.route(msg, tid, nil), nil
+	buf := publishBufs.Get().(*[]byte)
+	msg := AppendPublish((*buf)[:0], tid, h.ServerEtid(), subtid, data)
+	n := h.route(msg, tid, nil)
+	if cap(msg) <= 64<<10 {
+		*buf = msg[:0]
+		publishBufs.Put(buf)
+	}
+	return n, nil
 }
+
+// publishBufs recycles Publish's message buffers: route keeps no reference
+// to msg (a fan-out encodes its own copy, one recipient's connection frames
+// a copy, server callbacks may use Message.Data only during the call).
+var publishBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // PublishTopic is Publish by names: topic and subtopic are created on
 // demand ("" subtopic = none). topic "self" means the server's own ETID.
@@ -149,7 +161,7 @@ func (h *Hub) PubOn(data []byte, toEtid, fromEtid, subtid uint32) bool {
 	}
 	msg := AppendPublish(make([]byte, 0, publishHeaderLen+len(data)), toEtid, fromEtid, subtid, data)
 	f := getFrames(nil)
-	ok := h.sendTo(to, msg, f)
+	ok := h.sendOne(to, msg, f)
 	f.done()
 	if ok {
 		h.deliveries.Add(1)

@@ -303,6 +303,20 @@ func (c *Conn) TrySendEncoded(frame []byte, b *Batch) (bool, error) {
 	return true, nil
 }
 
+// TrySend is Send (binary) for a message to a single recipient, which
+// needs no encoding of its own to share: msg is framed into the
+// connection's queue (or written at once, as SendBatched), unless the queue
+// is over its high-water mark (false: the caller applies its slow-consumer
+// policy). With a non-nil b the write may wait for b.Flush (b's goroutine
+// only). Any goroutine.
+func (c *Conn) TrySend(msg []byte, b *Batch) (bool, error) {
+	if c.Congested() {
+		return false, nil
+	}
+	_, err := c.send(ws.OpBinary, msg, b)
+	return err == nil, err
+}
+
 // Ping sends a WebSocket ping. Any goroutine.
 func (c *Conn) Ping(payload []byte) error {
 	if c.framing != FramingWebSocket {

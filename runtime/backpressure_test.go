@@ -627,3 +627,36 @@ func TestBatchFlushWritesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestTrySendRefusesOverHighWater: TrySend queues while the queue is under
+// its high-water mark and refuses (false, no error) once it is over, and
+// what it queued arrives framed and in order.
+func TestTrySendRefusesOverHighWater(t *testing.T) {
+	const highWater = 16 << 10
+	ts := newTestServer(t, Config{HighWater: highWater, MaxQueue: 1 << 20})
+	addr, conns := serveHandler(t, ts.r, &funcHandler{}, nil)
+	nc, r, c := slowPeer(t, addr, conns)
+	msg := bytes.Repeat([]byte{'t'}, 4<<10)
+	queued := 0
+	for deadline := time.Now().Add(10 * time.Second); ; queued++ {
+		ok, err := c.TrySend(msg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TrySend never refused: %d queued, %d bytes waiting", queued, c.Queued())
+		}
+	}
+	if q := c.Queued(); q <= highWater {
+		t.Fatalf("refused with %d bytes queued, under the high-water mark %d", q, highWater)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < queued; i++ {
+		if b0, p, err := r.readFrame(); err != nil || b0 != finBinary || !bytes.Equal(p, msg) {
+			t.Fatalf("message %d: %#x, %d bytes, %v", i, b0, len(p), err)
+		}
+	}
+}

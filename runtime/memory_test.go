@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,20 +95,12 @@ func (h *connRecorder) snapshot() ([]*Conn, int) {
 
 func newRecorderServer(t *testing.T, opts *ConnOptions) (*Reactor, *connRecorder, string) {
 	t.Helper()
-	r, err := New(Config{Loops: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReactor(t, Config{Loops: 2})
 	h := &connRecorder{closedRemote: map[*Conn]net.Addr{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = r.Upgrade(w, req, h, opts)
 	}))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
+	t.Cleanup(srv.Close)
 	return r, h, srv.Listener.Addr().String()
 }
 
@@ -280,15 +270,7 @@ func TestNewGrowsFDTable(t *testing.T) {
 		return
 	}
 	const maxConns = 3000
-	r, err := New(Config{MaxConns: maxConns, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	}()
+	newReactor(t, Config{MaxConns: maxConns})
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
@@ -324,20 +306,12 @@ func (g *greeter) OnOpen(c *Conn) {
 // comes before anything OnOpen sends, and gobwas's rejections still reach
 // the client, written by the HTTP goroutine.
 func TestUpgradeHeldResponse(t *testing.T) {
-	r, err := New(Config{Loops: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReactor(t, Config{Loops: 1})
 	g := &greeter{connRecorder{closedRemote: map[*Conn]net.Addr{}}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = r.Upgrade(w, req, g, nil)
 	}))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
+	t.Cleanup(srv.Close)
 	addr := srv.Listener.Addr().String()
 
 	t.Run("101 before OnOpen's message", func(t *testing.T) {
@@ -391,15 +365,7 @@ func TestUpgradeHeldResponse(t *testing.T) {
 // from another goroutine queues, a frame cut in two keeps a parser, and a
 // sweep later both are gone again, while the connection keeps working.
 func TestQuietConnectionIsTrimmed(t *testing.T) {
-	r, err := New(Config{Loops: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
+	r := newReactor(t, Config{Loops: 1})
 	addr, conns := serveHandler(t, r, &echoHandler{}, nil)
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 	if err != nil {

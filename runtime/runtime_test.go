@@ -57,7 +57,9 @@ type testServer struct {
 	addr string
 }
 
-func newTestServer(t testing.TB, cfg Config) *testServer {
+// newReactor starts a reactor (logging nowhere unless cfg says) that is
+// shut down when the test ends, after anything the test registers later.
+func newReactor(t testing.TB, cfg Config) *Reactor {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -66,6 +68,17 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+	})
+	return r
+}
+
+func newTestServer(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	r := newReactor(t, cfg)
 	ts := &testServer{r: r, h: &echoHandler{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, req *http.Request) {
@@ -86,12 +99,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	})
 	ts.http = httptest.NewServer(mux)
 	ts.addr = ts.http.Listener.Addr().String()
-	t.Cleanup(func() {
-		ts.http.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-	})
+	t.Cleanup(ts.http.Close)
 	return ts
 }
 

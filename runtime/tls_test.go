@@ -8,8 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -50,10 +48,7 @@ func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 }
 
 func TestTLSEchoOnTheReactor(t *testing.T) {
-	r, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newReactor(t, Config{})
 	cert, pool := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,7 +61,7 @@ func TestTLSEchoOnTheReactor(t *testing.T) {
 		}
 	})}
 	go srv.Serve(NewTLSListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
-	t.Cleanup(func() { srv.Close(); _ = r.Shutdown(t.Context()) })
+	t.Cleanup(func() { srv.Close() })
 
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	const conns = 20

@@ -310,12 +310,16 @@ func (c *Conn) TrySendEncoded(frame []byte, b *Batch) (bool, error) {
 // policy). With a non-nil b the write may wait for b.Flush (b's goroutine
 // only). Any goroutine.
 func (c *Conn) TrySend(msg []byte, b *Batch) (bool, error) {
-	if c.Congested() {
+	_, err := c.sendUnlessOver(ws.OpBinary, msg, b, true)
+	if err == errOverHighWater {
 		return false, nil
 	}
-	_, err := c.send(ws.OpBinary, msg, b)
 	return err == nil, err
 }
+
+// errOverHighWater is send's refusal when asked to queue only under the
+// high-water mark (TrySend); it never leaves the package.
+var errOverHighWater = errors.New("runtime: queue over its high-water mark")
 
 // Ping sends a WebSocket ping. Any goroutine.
 func (c *Conn) Ping(payload []byte) error {
@@ -332,6 +336,13 @@ func (c *Conn) Ping(payload []byte) error {
 // send frames and queues (or writes) msg and reports whether the queue is
 // now over its high-water mark.
 func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) (over bool, err error) {
+	return c.sendUnlessOver(op, msg, b, false)
+}
+
+// sendUnlessOver is send; with refuse it queues nothing and returns
+// errOverHighWater when the queue is already over its high-water mark
+// (checked under the same lock as the send).
+func (c *Conn) sendUnlessOver(op ws.OpCode, msg []byte, b *Batch, refuse bool) (over bool, err error) {
 	n := len(msg)
 	switch c.framing {
 	case FramingWebSocket:
@@ -343,6 +354,11 @@ func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) (over bool, err error) {
 		n += 2
 	}
 	c.mu.Lock()
+	if refuse && c.queuedLocked() > int(c.highWater) {
+		c.wantDrain.Store(true)
+		c.mu.Unlock()
+		return true, errOverHighWater
+	}
 	if err := c.admit(n); err != nil {
 		c.mu.Unlock()
 		return false, err
@@ -373,8 +389,7 @@ func (c *Conn) send(op ws.OpCode, msg []byte, b *Batch) (over bool, err error) {
 	q = c.queue()
 	before := q.openOwn()
 	q.own = c.appendMessage(q.own, op, msg)
-	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	return c.queued(len(q.own)-before, b), nil
+	return c.queued(q.ownGrew(before), b), nil
 }
 
 // appendMessage frames msg for the connection.
@@ -410,11 +425,7 @@ func (c *Conn) writeNow(op ws.OpCode, msg []byte, b *Batch) (over bool, err erro
 		c.r.stats.msgsOut.Add(1)
 		return false, nil
 	}
-	q := c.queue()
-	before := q.openOwn()
-	q.own = append(q.own, frame[n:]...)
-	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	return c.queued(len(q.own)-before, b), nil
+	return c.queued(c.queue().appendOwn(frame[n:]), b), nil
 }
 
 // openOwn makes pending's last entry the open region of own and returns
@@ -426,6 +437,22 @@ func (q *sendState) openOwn() int {
 		q.pending = append(q.pending, nil)
 	}
 	return len(q.own)
+}
+
+// ownGrew makes pending's last entry the whole open region of own again,
+// after own grew from before (openOwn's result), and returns the bytes
+// added. Called with Conn.mu held.
+func (q *sendState) ownGrew(before int) int {
+	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
+	return len(q.own) - before
+}
+
+// appendOwn copies b into the open region of own and returns len(b).
+// Called with Conn.mu held.
+func (q *sendState) appendOwn(b []byte) int {
+	before := q.openOwn()
+	q.own = append(q.own, b...)
+	return q.ownGrew(before)
 }
 
 // admit checks whether n more bytes may be queued. Called with mu held.
@@ -459,10 +486,7 @@ func (c *Conn) queue() *sendState {
 	q := &sendState{used: true}
 	c.snd = q
 	if c.inTraffic && len(c.lp.stage) > 0 {
-		before := q.openOwn()
-		q.own = append(q.own, c.lp.stage...)
-		q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-		q.pendingBytes += len(q.own) - before
+		q.pendingBytes += q.appendOwn(c.lp.stage)
 		c.lp.stage = c.lp.stage[:0]
 		c.dirty = true // endCallback flushes it
 	}
@@ -667,8 +691,7 @@ func (c *Conn) closeWith(code uint16, reason string, report error) error {
 		q := c.queue()
 		before := q.openOwn()
 		q.own = appendFrame(q.own, ws.OpClose, closePayload(code, reason), c.client)
-		q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-		q.pendingBytes += len(q.own) - before
+		q.pendingBytes += q.ownGrew(before)
 	}
 	c.closing = true
 	c.closingFlag.Store(true)
@@ -839,10 +862,7 @@ func (c *Conn) writeStaged(st []byte) {
 		return
 	}
 	q := c.queue()
-	before := q.openOwn()
-	q.own = append(q.own, st[n:]...)
-	q.pending[len(q.pending)-1] = q.own[q.ownStart:]
-	q.pendingBytes += len(q.own) - before
+	q.pendingBytes += q.appendOwn(st[n:])
 	c.dirty = true
 }
 
